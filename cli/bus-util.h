@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* ferryctl's side of the bus: connecting, turning a failed call into the
+ * right message and exit code, and decoding property dictionaries (a{sv})
+ * into Values by way of a field table. */
+
+#include <systemd/sd-bus.h>
+
+#include "value.h"
+
+/* Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS overrides where that
+ * is). Returns an exit code, having printed the error if it is not 0. */
+int bus_connect(sd_bus **ret);
+
+/* The text to show for a failed call: the server's message if it sent one. */
+const char *bus_error_text(const sd_bus_error *error, int r);
+
+/* Prints the error of a failed call and returns the exit code it maps to:
+ * ferryd unreachable 3, access denied 4, no such node 5, anything else 1 as
+ * "<operation> failed: <message>". operation reads like "setting maintenance
+ * on node2". */
+int bus_error_exit(const char *operation, const sd_bus_error *error, int r);
+
+/* For a reply that does not have the documented shape, or for running out of
+ * memory while decoding it. Returns 1. */
+int bus_parse_error_exit(const char *operation, int r);
+
+/* Decodes the variant at the read position of m into *ret, which must be
+ * unset. A variant of a type Value cannot hold is skipped and leaves *ret
+ * unset. Returns 1 when a value was stored, 0 when skipped, or -errno. */
+int bus_read_variant(sd_bus_message *m, Value *ret);
+
+/* Reads an a{sv} at the read position of m. Properties named in fields are
+ * stored at the same index in values (which the caller frees with
+ * values_done() also on failure); others are skipped, so a newer ferryd can
+ * add properties without breaking an older ferryctl. A property of an
+ * unexpected type is left unset, with a warning on stderr. */
+int bus_read_properties(sd_bus_message *m, const Field *fields, size_t n, Value *values);
+
+/* org.freedesktop.DBus.Properties.GetAll(interface) on ferryd's object path. */
+int bus_get_all_properties(sd_bus *bus, const char *path, const char *interface,
+                           sd_bus_error *error, sd_bus_message **reply);

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "ferry-build.h"
+#include "log.h"
+#include "macro.h"
+#include "strutil.h"
+
+#ifndef FERRY_PLUGIN_DIR
+#error "config.h of the build is missing"
+#endif
+
+typedef int (*ParseFn)(const char *value, void *field);
+
+static int parse_string_field(const char *value, void *field) {
+        char **s = field;
+        if (!*value)
+                return -EINVAL;
+        char *d = strdup(value);
+        if (!d)
+                return -ENOMEM;
+        free(*s);
+        *s = d;
+        return 0;
+}
+
+static int parse_path_field(const char *value, void *field) {
+        if (value[0] != '/')
+                return -EINVAL;
+        return parse_string_field(value, field);
+}
+
+static int parse_size_field(const char *value, void *field) {
+        return parse_size(value, field);
+}
+
+static int parse_u32_field(const char *value, void *field) {
+        return parse_u32(value, field);
+}
+
+static int parse_positive_u32_field(const char *value, void *field) {
+        uint32_t v;
+        int r = parse_u32(value, &v);
+        if (r < 0)
+                return r;
+        if (v == 0)
+                return -ERANGE;
+        *(uint32_t *) field = v;
+        return 0;
+}
+
+static int parse_bool_field(const char *value, void *field) {
+        return parse_boolean(value, field);
+}
+
+static int parse_log_level_field(const char *value, void *field) {
+        int l = log_level_from_string(value);
+        if (l < 0)
+                return l;
+        *(int *) field = l;
+        return 0;
+}
+
+static const struct {
+        const char *key;
+        ParseFn parse;
+        size_t offset;
+        const char *expects;
+} keys[] = {
+        { "plugin_dir",              parse_path_field,          offsetof(FerryConfig, plugin_dir),              "an absolute path" },
+        { "state_dir",               parse_path_field,          offsetof(FerryConfig, state_dir),               "an absolute path" },
+        { "host_memory_reserve",     parse_size_field,          offsetof(FerryConfig, host_memory_reserve),     "a size such as 2G or 512M" },
+        { "max_outgoing_migrations", parse_positive_u32_field,  offsetof(FerryConfig, max_outgoing_migrations), "a positive integer" },
+        { "max_incoming_migrations", parse_positive_u32_field,  offsetof(FerryConfig, max_incoming_migrations), "a positive integer" },
+        { "max_cluster_migrations",  parse_u32_field,           offsetof(FerryConfig, max_cluster_migrations),  "an integer (0 = no cap)" },
+        { "log_level",               parse_log_level_field,     offsetof(FerryConfig, log_level),               "error, warning, notice, info, debug or trace" },
+        { "log_syslog",              parse_bool_field,          offsetof(FerryConfig, log_syslog),              "yes or no" },
+        { "facts_interval",          parse_positive_u32_field,  offsetof(FerryConfig, facts_interval_sec),      "a positive number of seconds" },
+};
+
+void config_init_defaults(FerryConfig *c) {
+        *c = (FerryConfig) {
+                .plugin_dir = strdup(FERRY_PLUGIN_DIR),
+                .state_dir = strdup(FERRY_STATE_DIR),
+                .host_memory_reserve = UINT64_C(2) << 30,
+                .max_outgoing_migrations = 2,
+                .max_incoming_migrations = 2,
+                .max_cluster_migrations = 0,
+                .log_level = LOG_INFO,
+                .log_syslog = false,
+                .facts_interval_sec = 30,
+        };
+}
+
+void config_done(FerryConfig *c) {
+        free(c->plugin_dir);
+        free(c->state_dir);
+        *c = (FerryConfig) {};
+}
+
+_printf_(5, 6)
+static void report(ConfigErrorFn fn, void *userdata, const char *file, unsigned line, const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (fn)
+                fn(file, line, buf, userdata);
+}
+
+static int parse_line(FerryConfig *c, char *l, const char *name, unsigned line, ConfigErrorFn fn, void *userdata) {
+        char *eq, *key, *value;
+
+        l = strstrip(l);
+        if (!*l || *l == '#' || *l == ';')
+                return 0;
+        eq = strchr(l, '=');
+        if (!eq) {
+                report(fn, userdata, name, line, "expected \"key = value\", got \"%s\"", l);
+                return -EINVAL;
+        }
+        *eq = 0;
+        key = strstrip(l);
+        value = strstrip(eq + 1);
+        /* Values may be quoted to keep leading/trailing blanks explicit. */
+        size_t vl = strlen(value);
+        if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+                value[vl - 1] = 0;
+                value++;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                if (!streq(keys[i].key, key))
+                        continue;
+                int r = keys[i].parse(value, (uint8_t *) c + keys[i].offset);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        report(fn, userdata, name, line, "invalid value \"%s\" for %s: expected %s", value, key, keys[i].expects);
+                        return -EINVAL;
+                }
+                return 0;
+        }
+        report(fn, userdata, name, line, "unknown key \"%s\"", key);
+        return -EINVAL;
+}
+
+int config_load_string(FerryConfig *c, const char *text, const char *name, ConfigErrorFn fn, void *userdata) {
+        unsigned line = 0;
+        bool failed = false;
+        const char *p = text;
+
+        while (*p) {
+                const char *nl = strchr(p, '\n');
+                size_t n = nl ? (size_t) (nl - p) : strlen(p);
+                _cleanup_free_ char *l = strndup(p, n);
+                if (!l)
+                        return -ENOMEM;
+                line++;
+                if (memchr(p, 0, n)) {
+                        report(fn, userdata, name, line, "NUL byte in line");
+                        failed = true;
+                } else {
+                        int r = parse_line(c, l, name, line, fn, userdata);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0)
+                                failed = true;
+                }
+                p += n;
+                if (*p == '\n')
+                        p++;
+        }
+        if (c->host_memory_reserve == UINT64_MAX) {
+                report(fn, userdata, name, 0, "host_memory_reserve is out of range");
+                failed = true;
+        }
+        return failed ? -EINVAL : 0;
+}
+
+int config_load_file(FerryConfig *c, const char *path, ConfigErrorFn fn, void *userdata) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+
+        f = fopen(path, "re");
+        if (!f)
+                return negative_errno();
+        /* Read it whole: the config is tiny, and one code path for files and
+         * strings keeps the line numbering honest. A NUL inside stops
+         * strlen-based parsing, so check the length we read. */
+        _cleanup_fclose_ FILE *m = open_memstream(&text, &size);
+        if (!m)
+                return -ENOMEM;
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+                if (fwrite(buf, 1, n, m) != n)
+                        return -ENOMEM;
+        if (ferror(f))
+                return -EIO;
+        if (fflush(m) != 0)
+                return -ENOMEM;
+        if (memchr(text, 0, size)) {
+                report(fn, userdata, path, 0, "file contains a NUL byte");
+                return -EINVAL;
+        }
+        return config_load_string(c, text, path, fn, userdata);
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* ferryd.conf: "key = value" lines, '#' comments, no sections. Every key,
+ * its default and its meaning is listed in the table in config.c and in
+ * docs/CONFIG.md. The parser is pure: errors go to a callback with file
+ * and line, so `ferryd --check-config` can print all of them at once. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct FerryConfig {
+        char *plugin_dir;
+        char *state_dir;
+        uint64_t host_memory_reserve;           /* bytes */
+        uint32_t max_outgoing_migrations;
+        uint32_t max_incoming_migrations;
+        uint32_t max_cluster_migrations;        /* 0: no cluster-wide cap */
+        int log_level;                          /* syslog priority */
+        bool log_syslog;
+        uint32_t facts_interval_sec;
+} FerryConfig;
+
+typedef void (*ConfigErrorFn)(const char *file, unsigned line, const char *message, void *userdata);
+
+void config_init_defaults(FerryConfig *c);
+void config_done(FerryConfig *c);
+/* Parses a file on top of what *c holds. Returns 0, -ENOENT if the file does
+ * not exist, -EINVAL after reporting every bad line, or another -errno. */
+int config_load_file(FerryConfig *c, const char *path, ConfigErrorFn on_error, void *userdata);
+/* Same on an in-memory text (for tests); `name` is used in messages. */
+int config_load_string(FerryConfig *c, const char *text, const char *name, ConfigErrorFn on_error, void *userdata);

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* The daemon's one context object: what ferryd.c wires together and what
+ * the D-Bus layer (bus.c) reads. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "cluster-state.h"
+#include "config.h"
+#include "replica.h"
+#include "ring.h"
+
+/* CPG group name; the suffix is the wire protocol generation, so daemons
+ * that could not understand each other never meet in one group. */
+#define FERRY_CPG_GROUP "ferry-v1"
+
+typedef struct PendingCall PendingCall;
+
+typedef struct Daemon {
+        sd_event *event;
+        sd_bus *bus;
+        Ring *ring;
+        Replica *replica;
+
+        FerryConfig config;
+        char *config_path;
+
+        uint32_t node_id;
+        char *node_name;
+        bool corosync_quorate;
+        uint32_t node_votes;
+        uint32_t quorum_votes;
+
+        bool ready_sent;
+        sd_event_source *facts_timer;
+        bool facts_proposal_pending;
+        uint64_t facts_proposal_seq;
+
+        PendingCall *pending_calls;     /* D-Bus calls waiting for their commit */
+
+        /* What the bus last announced, to emit PropertiesChanged only for
+         * what really changed. */
+        char *emitted_cluster;
+        struct EmittedNode *emitted_nodes;
+        size_t n_emitted_nodes;
+
+        sd_event_source *persist_timer;
+        uint64_t persisted_commit;
+        char persisted_digest[STATE_DIGEST_HEX_SIZE];
+} Daemon;
+
+/* A node as the API shows it: the replicated record if any, and the
+ * membership view (online/quorate) of this node. */
+typedef struct NodeView {
+        uint32_t id;
+        const char *name;
+        bool online;
+        bool quorate;
+        const NodeRecord *record;       /* NULL if the node never published */
+} NodeView;
+
+/* The set of node ids the API knows: replicated records, corosync's
+ * nodelist and current members. Sorted, unique; caller frees. */
+int daemon_node_ids(Daemon *d, uint32_t **ret, size_t *n);
+bool daemon_node_view(Daemon *d, uint32_t id, NodeView *ret);
+/* By name, or by decimal id. */
+bool daemon_find_node(Daemon *d, const char *name_or_id, NodeView *ret);
+
+bool daemon_is_quorate(Daemon *d);
+
+/* Proposes a command on behalf of a bus call; the reply is sent when the
+ * command comes back through the total order. */
+int daemon_propose_for_call(Daemon *d, const Command *c, sd_bus_message *m, sd_bus_error *error);
