@@ -41,7 +41,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 const sd_bus_error *e = sd_bus_message_get_error(reply);
                 log_notice("polkit did not answer for \"%s\" (%s); denying", a->action, e ? e->message : "unknown");
                 sd_bus_error_setf(&error, SD_BUS_ERROR_ACCESS_DENIED,
-                                  "Access denied: %s requires root or polkit authorization, and polkit is not available",
+                                  "%s requires root or polkit authorization, and polkit is not available",
                                   a->action);
                 reply_error(a->call, &error);
                 goto done;
@@ -50,13 +50,13 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (r >= 0)
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
-                sd_bus_error_setf(&error, SD_BUS_ERROR_ACCESS_DENIED, "Access denied: unreadable answer from polkit");
+                sd_bus_error_setf(&error, SD_BUS_ERROR_ACCESS_DENIED, "unreadable answer from polkit");
                 reply_error(a->call, &error);
                 goto done;
         }
         if (!authorized) {
                 sd_bus_error_setf(&error, SD_BUS_ERROR_ACCESS_DENIED,
-                                  "Access denied: not authorized for %s%s", a->action,
+                                  "not authorized for %s%s", a->action,
                                   challenge ? " (authentication required)" : "");
                 reply_error(a->call, &error);
                 goto done;
@@ -110,7 +110,7 @@ int polkit_authorize(Daemon *d, sd_bus_message *m, const char *action, Authorize
         if (r < 0) {
                 auth_request_free(a);
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                         "Access denied: %s requires root or polkit authorization, and polkit is not reachable",
+                                         "%s requires root or polkit authorization, and polkit is not reachable",
                                          action);
         }
         return 1;

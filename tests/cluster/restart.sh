@@ -20,6 +20,9 @@ info "kill ferryd on node2"
 tb kill node2 ferryd
 tb_wait --timeout 30 node1,node3 '.members == 2 and .quorate == true'
 tb_wait --timeout 10 --cmd "node node2" node1 '.online == false'
+run ctl node2 status
+assert_eq 3 "$RC" "exit code of 'ferryctl status' with node2's ferryd down"
+assert_match 'cannot reach ferryd' "$ERR" "stderr of 'ferryctl status' with node2's ferryd down"
 
 info "start ferryd on node2 again"
 tb start node2 ferryd
