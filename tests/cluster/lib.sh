@@ -35,6 +35,11 @@ skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
 _testbed_cleanup() {
     local rc=$?
     trap - EXIT
+    # A test may define test_cleanup for what it started itself; it runs
+    # first and cannot change the verdict.
+    if declare -F test_cleanup >/dev/null; then
+        test_cleanup || true
+    fi
     if ((rc != 0 && rc != 77)) && [[ -f ${FERRY_TESTBED_DIR:-/tmp/$FERRY_TESTBED_NAME}/testbed.env ]]; then
         printf '\n=== test failed (exit %d): state of testbed %s\n' "$rc" "$FERRY_TESTBED_NAME" >&2
         "$TESTBED" status >&2 || true

@@ -15,15 +15,12 @@ nodedir="${FERRY_TESTBED_DIR:-/tmp/$FERRY_TESTBED_NAME}/node1"
 sock="$nodedir/notify"
 out=$(mktemp)
 manual_pid=
-cleanup_manual() {
-    local rc=$?     # keep the test's verdict for _testbed_cleanup
+test_cleanup() {
     if [ -n "$manual_pid" ] && kill -0 "$manual_pid" 2>/dev/null; then
         kill "$manual_pid"; wait "$manual_pid" 2>/dev/null || true
     fi
     rm -f "$out"
-    return $rc
 }
-trap 'cleanup_manual; _testbed_cleanup' EXIT
 
 info "node1: stop ferryd and corosync, start ferryd alone under a notify socket"
 tb stop node1 ferryd

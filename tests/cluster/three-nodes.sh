@@ -24,13 +24,26 @@ for n in node1 node2 node3; do
     assert_jq "$n" '[.[].name] | sort == ["node1", "node2", "node3"]' nodes
 done
 
-info "maintenance on node2, issued on node1"
+info "maintenance on node2, issued on node1; node3's bus announces it"
+monitor_out=$(mktemp)
+tb exec node3 -- dbus-monitor --system \
+    "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path='/org/ferry/Ferry1/node/2'" \
+    >"$monitor_out" 2>&1 &
+monitor_pid=$!
+sleep 0.5
 run ctl node1 maintenance on node2
 assert_eq 0 "$RC" "exit code of 'maintenance on node2' (stderr: $ERR)"
 # The call returns once the change is committed, so node1 shows it at once.
 assert_eq true "$(node_info node1 node2 .maintenance)" "node2 maintenance on node1"
 tb_wait --timeout 10 --cmd "node node2" node2,node3 '.maintenance == true'
 wait_same_digest 10 node1 node2 node3
+sleep 0.5
+kill "$monitor_pid" 2>/dev/null || true
+wait "$monitor_pid" 2>/dev/null || true
+# PropertiesChanged on node2's object, naming Maintenance with the new value.
+grep -A3 '"Maintenance"' "$monitor_out" | grep -q 'boolean true' ||
+    fail "no PropertiesChanged with Maintenance=true on node3's bus: $(cat "$monitor_out")"
+rm -f "$monitor_out"
 
 info "maintenance off node2"
 run ctl node1 maintenance off node2
