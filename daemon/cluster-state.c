@@ -15,6 +15,8 @@ void node_facts_done(NodeFacts *f) {
         free(f->cpu_features);
         free(f->hypervisor_name);
         free(f->hypervisor_version);
+        free(f->backend_uri);
+        free(f->migration_address);
         *f = (NodeFacts) {};
 }
 
@@ -33,6 +35,7 @@ int node_facts_copy(NodeFacts *dst, const NodeFacts *src) {
 
         f.name = f.daemon_version = f.cpu_vendor = f.cpu_model = NULL;
         f.cpu_features = f.hypervisor_name = f.hypervisor_version = NULL;
+        f.backend_uri = f.migration_address = NULL;
         r |= strdup_or_null(&f.name, src->name);
         r |= strdup_or_null(&f.daemon_version, src->daemon_version);
         r |= strdup_or_null(&f.cpu_vendor, src->cpu_vendor);
@@ -40,6 +43,8 @@ int node_facts_copy(NodeFacts *dst, const NodeFacts *src) {
         r |= strdup_or_null(&f.cpu_features, src->cpu_features);
         r |= strdup_or_null(&f.hypervisor_name, src->hypervisor_name);
         r |= strdup_or_null(&f.hypervisor_version, src->hypervisor_version);
+        r |= strdup_or_null(&f.backend_uri, src->backend_uri);
+        r |= strdup_or_null(&f.migration_address, src->migration_address);
         if (r != 0) {
                 node_facts_done(&f);
                 return -ENOMEM;
@@ -65,7 +70,12 @@ bool node_facts_equal(const NodeFacts *a, const NodeFacts *b) {
                a->memory_reserved == b->memory_reserved &&
                str_equal(a->hypervisor_name, b->hypervisor_name) &&
                str_equal(a->hypervisor_version, b->hypervisor_version) &&
-               a->updated_at == b->updated_at;
+               a->updated_at == b->updated_at &&
+               str_equal(a->backend_uri, b->backend_uri) &&
+               str_equal(a->migration_address, b->migration_address) &&
+               a->max_outgoing == b->max_outgoing &&
+               a->max_incoming == b->max_incoming &&
+               a->max_cluster == b->max_cluster;
 }
 
 static void node_facts_encode(const NodeFacts *f, Writer *w) {
@@ -82,6 +92,11 @@ static void node_facts_encode(const NodeFacts *f, Writer *w) {
         writer_put_string(w, f->hypervisor_name);
         writer_put_string(w, f->hypervisor_version);
         writer_put_u64(w, f->updated_at);
+        writer_put_string(w, f->backend_uri);
+        writer_put_string(w, f->migration_address);
+        writer_put_u32(w, f->max_outgoing);
+        writer_put_u32(w, f->max_incoming);
+        writer_put_u32(w, f->max_cluster);
 }
 
 static int node_facts_decode(Reader *r, NodeFacts *ret) {
@@ -100,6 +115,11 @@ static int node_facts_decode(Reader *r, NodeFacts *ret) {
         f.hypervisor_name = reader_dup_string(r);
         f.hypervisor_version = reader_dup_string(r);
         f.updated_at = reader_get_u64(r);
+        f.backend_uri = reader_dup_string(r);
+        f.migration_address = reader_dup_string(r);
+        f.max_outgoing = reader_get_u32(r);
+        f.max_incoming = reader_get_u32(r);
+        f.max_cluster = reader_get_u32(r);
         if (reader_error(r) < 0) {
                 node_facts_done(&f);
                 return -EBADMSG;
@@ -121,8 +141,25 @@ static bool node_name_valid(const char *s) {
 }
 
 void command_done(Command *c) {
-        if (c->type == COMMAND_NODE_FACTS)
+        switch (c->type) {
+        case COMMAND_NODE_FACTS:
                 node_facts_done(&c->node_facts.facts);
+                break;
+        case COMMAND_NODE_VMS:
+                node_vms_command_done(&c->node_vms);
+                break;
+        case COMMAND_JOB_SUBMIT:
+                job_submit_command_done(&c->job_submit);
+                break;
+        case COMMAND_JOB_UPDATE:
+                job_update_command_done(&c->job_update);
+                break;
+        case COMMAND_JOB_FINISH:
+                job_finish_command_done(&c->job_finish);
+                break;
+        default:
+                break;
+        }
         *c = (Command) {};
 }
 
@@ -130,6 +167,11 @@ const char *command_type_to_string(CommandType t) {
         switch (t) {
         case COMMAND_NODE_FACTS: return "node-facts";
         case COMMAND_SET_MAINTENANCE: return "set-maintenance";
+        case COMMAND_NODE_VMS: return "node-vms";
+        case COMMAND_JOB_SUBMIT: return "job-submit";
+        case COMMAND_JOB_UPDATE: return "job-update";
+        case COMMAND_JOB_FINISH: return "job-finish";
+        case COMMAND_JOB_CANCEL: return "job-cancel";
         default: return "unknown";
         }
 }
@@ -144,6 +186,21 @@ int command_encode(const Command *c, Writer *w) {
         case COMMAND_SET_MAINTENANCE:
                 writer_put_u32(w, c->set_maintenance.node);
                 writer_put_bool(w, c->set_maintenance.enabled);
+                break;
+        case COMMAND_NODE_VMS:
+                node_vms_command_encode(&c->node_vms, w);
+                break;
+        case COMMAND_JOB_SUBMIT:
+                job_submit_command_encode(&c->job_submit, w);
+                break;
+        case COMMAND_JOB_UPDATE:
+                job_update_command_encode(&c->job_update, w);
+                break;
+        case COMMAND_JOB_FINISH:
+                job_finish_command_encode(&c->job_finish, w);
+                break;
+        case COMMAND_JOB_CANCEL:
+                writer_put_u64(w, c->job_cancel.id);
                 break;
         default:
                 return -EINVAL;
@@ -166,6 +223,29 @@ int command_decode(Reader *r, Command *ret) {
         case COMMAND_SET_MAINTENANCE:
                 c.set_maintenance.node = reader_get_u32(r);
                 c.set_maintenance.enabled = reader_get_bool(r);
+                break;
+        case COMMAND_NODE_VMS:
+                k = node_vms_command_decode(r, &c.node_vms);
+                if (k < 0)
+                        return k;
+                break;
+        case COMMAND_JOB_SUBMIT:
+                k = job_submit_command_decode(r, &c.job_submit);
+                if (k < 0)
+                        return k;
+                break;
+        case COMMAND_JOB_UPDATE:
+                k = job_update_command_decode(r, &c.job_update);
+                if (k < 0)
+                        return k;
+                break;
+        case COMMAND_JOB_FINISH:
+                k = job_finish_command_decode(r, &c.job_finish);
+                if (k < 0)
+                        return k;
+                break;
+        case COMMAND_JOB_CANCEL:
+                c.job_cancel.id = reader_get_u64(r);
                 break;
         default:
                 /* Unknown command types are refused, not skipped: skipping
@@ -191,34 +271,27 @@ ClusterState *cluster_state_free(ClusterState *s) {
         for (size_t i = 0; i < s->n_nodes; i++)
                 node_facts_done(&s->nodes[i].facts);
         free(s->nodes);
+        state_vms_free(s);
+        state_jobs_free(s);
         free(s);
         return NULL;
 }
 
 int cluster_state_copy(const ClusterState *s, ClusterState **ret) {
-        ClusterState *c = cluster_state_new();
-        if (!c)
-                return -ENOMEM;
-        c->commit = s->commit;
-        c->generation = s->generation;
-        if (s->n_nodes > 0) {
-                c->nodes = calloc(s->n_nodes, sizeof(NodeRecord));
-                if (!c->nodes) {
-                        cluster_state_free(c);
-                        return -ENOMEM;
-                }
+        /* Through the canonical encoding: one code path, and a copy that is
+         * equal by construction. */
+        Writer w;
+        Reader r;
+        int k;
+
+        writer_init(&w);
+        k = cluster_state_encode(s, &w);
+        if (k >= 0) {
+                reader_init(&r, w.data, w.size);
+                k = cluster_state_decode(&r, ret);
         }
-        for (size_t i = 0; i < s->n_nodes; i++) {
-                c->nodes[i].id = s->nodes[i].id;
-                c->nodes[i].maintenance = s->nodes[i].maintenance;
-                c->n_nodes++;
-                if (node_facts_copy(&c->nodes[i].facts, &s->nodes[i].facts) < 0) {
-                        cluster_state_free(c);
-                        return -ENOMEM;
-                }
-        }
-        *ret = c;
-        return 0;
+        writer_done(&w);
+        return k == -EBADMSG ? -ENOMEM : k;
 }
 
 static size_t node_index(const ClusterState *s, uint32_t id, bool *found) {
@@ -234,10 +307,14 @@ static size_t node_index(const ClusterState *s, uint32_t id, bool *found) {
         return lo;
 }
 
-const NodeRecord *cluster_state_find_node(const ClusterState *s, uint32_t id) {
+NodeRecord *cluster_state_find_node_mutable(ClusterState *s, uint32_t id) {
         bool found;
         size_t i = node_index(s, id, &found);
         return found ? &s->nodes[i] : NULL;
+}
+
+const NodeRecord *cluster_state_find_node(const ClusterState *s, uint32_t id) {
+        return cluster_state_find_node_mutable((ClusterState *) s, id);
 }
 
 const NodeRecord *cluster_state_find_node_by_name(const ClusterState *s, const char *name) {
@@ -309,13 +386,23 @@ int cluster_state_apply(ClusterState *s, uint32_t sender, const Command *c) {
                 return apply_node_facts(s, sender, c);
         case COMMAND_SET_MAINTENANCE:
                 return apply_set_maintenance(s, c);
+        case COMMAND_NODE_VMS:
+                return state_apply_node_vms(s, sender, &c->node_vms);
+        case COMMAND_JOB_SUBMIT:
+                return state_apply_job_submit(s, sender, &c->job_submit);
+        case COMMAND_JOB_UPDATE:
+                return state_apply_job_update(s, sender, &c->job_update);
+        case COMMAND_JOB_FINISH:
+                return state_apply_job_finish(s, sender, &c->job_finish);
+        case COMMAND_JOB_CANCEL:
+                return state_apply_job_cancel(s, sender, c->job_cancel.id);
         default:
                 return -EINVAL;
         }
 }
 
 /* Format version of the canonical encoding (and of the persisted file). */
-#define STATE_ENCODING_VERSION 1
+#define STATE_ENCODING_VERSION 2
 
 int cluster_state_encode(const ClusterState *s, Writer *w) {
         writer_put_u32(w, STATE_ENCODING_VERSION);
@@ -327,6 +414,8 @@ int cluster_state_encode(const ClusterState *s, Writer *w) {
                 writer_put_bool(w, s->nodes[i].maintenance);
                 node_facts_encode(&s->nodes[i].facts, w);
         }
+        state_vms_encode(s, w);
+        state_jobs_encode(s, w);
         return writer_error(w);
 }
 
@@ -362,6 +451,8 @@ int cluster_state_decode(Reader *r, ClusterState **ret) {
                 if (rec->id == 0 || (i > 0 && s->nodes[i - 1].id >= rec->id))
                         goto bad;
         }
+        if (state_vms_decode(s, r) < 0 || state_jobs_decode(s, r) < 0)
+                goto bad;
         if (reader_finish(r) < 0)
                 goto bad;
         *ret = s;

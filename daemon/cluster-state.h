@@ -26,11 +26,16 @@
 
 #include "codec.h"
 #include "sha256.h"
+#include "state-jobs.h"
+#include "state-vms.h"
 
 #define STATE_DIGEST_HEX_SIZE (2 * SHA256_DIGEST_SIZE + 1)
 
-/* Upper bound on nodes, far above corosync's own limits; bounds decoding. */
+/* Upper bounds that keep a hostile frame from making us allocate much;
+ * far above corosync's own limits and the sizes we plan for. */
 #define STATE_NODES_MAX 1024U
+#define STATE_VMS_MAX 200000U
+#define STATE_JOBS_MAX 100000U
 
 /* What a node publishes about itself. */
 typedef struct NodeFacts {
@@ -47,6 +52,13 @@ typedef struct NodeFacts {
         char *hypervisor_name;
         char *hypervisor_version;
         uint64_t updated_at;            /* CLOCK_REALTIME µs, set by the publisher */
+        /* How peers reach this node's hypervisor, and its migration limits
+         * (from its ferryd.conf): the state machine grants slots from these. */
+        char *backend_uri;              /* "" without a backend */
+        char *migration_address;        /* "" = the backend's default */
+        uint32_t max_outgoing;
+        uint32_t max_incoming;
+        uint32_t max_cluster;           /* 0 = no cluster-wide cap */
 } NodeFacts;
 
 typedef struct NodeRecord {
@@ -54,6 +66,9 @@ typedef struct NodeRecord {
         bool maintenance;
         NodeFacts facts;
 } NodeRecord;
+
+typedef struct VmRecord VmRecord;
+typedef struct JobRecord JobRecord;
 
 typedef struct ClusterState {
         uint64_t commit;
@@ -63,11 +78,21 @@ typedef struct ClusterState {
         uint64_t generation;
         size_t n_nodes;
         NodeRecord *nodes;
+        size_t n_vms;
+        VmRecord *vms;                  /* sorted by (name, node) */
+        uint64_t next_job_id;
+        size_t n_jobs;
+        JobRecord *jobs;                /* sorted by id */
 } ClusterState;
 
 typedef enum CommandType {
         COMMAND_NODE_FACTS = 1,         /* a node publishes its facts */
         COMMAND_SET_MAINTENANCE = 2,    /* set or clear a node's maintenance flag */
+        COMMAND_NODE_VMS = 3,           /* a node publishes the VMs it runs */
+        COMMAND_JOB_SUBMIT = 4,         /* queue a live migration */
+        COMMAND_JOB_UPDATE = 5,         /* the source reports a running job's progress */
+        COMMAND_JOB_FINISH = 6,         /* the source reports a job's outcome */
+        COMMAND_JOB_CANCEL = 7,         /* cancel a queued job, or ask the source to abort */
         _COMMAND_TYPE_MAX,
 } CommandType;
 
@@ -82,6 +107,13 @@ typedef struct Command {
                         uint32_t node;
                         bool enabled;
                 } set_maintenance;
+                NodeVmsCommand node_vms;
+                JobSubmitCommand job_submit;
+                JobUpdateCommand job_update;
+                JobFinishCommand job_finish;
+                struct {
+                        uint64_t id;
+                } job_cancel;
         };
 } Command;
 
@@ -107,6 +139,7 @@ int cluster_state_copy(const ClusterState *s, ClusterState **ret);
  * a refused command changes nothing. */
 int cluster_state_apply(ClusterState *s, uint32_t sender, const Command *c);
 
+NodeRecord *cluster_state_find_node_mutable(ClusterState *s, uint32_t id);
 const NodeRecord *cluster_state_find_node(const ClusterState *s, uint32_t id);
 const NodeRecord *cluster_state_find_node_by_name(const ClusterState *s, const char *name);
 
