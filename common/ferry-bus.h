@@ -18,3 +18,10 @@
 #define FERRY_ERROR_NO_SUCH_NODE       "org.ferry.Ferry1.Error.NoSuchNode"
 #define FERRY_ERROR_MEMBERSHIP_CHANGED "org.ferry.Ferry1.Error.MembershipChanged"
 #define FERRY_ERROR_REJECTED           "org.ferry.Ferry1.Error.Rejected"
+
+#define FERRY_JOB_PATH_PREFIX     "/org/ferry/Ferry1/job"
+#define FERRY_JOB_INTERFACE       "org.ferry.Ferry1.Job"
+
+#define FERRY_ERROR_NO_SUCH_VM           "org.ferry.Ferry1.Error.NoSuchVm"
+#define FERRY_ERROR_NO_SUCH_JOB          "org.ferry.Ferry1.Error.NoSuchJob"
+#define FERRY_ERROR_MIGRATION_REFUSED    "org.ferry.Ferry1.Error.MigrationRefused"

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "message.h"
+#include "bus-migration.h"
 #include "polkit.h"
 
 typedef struct EmittedNode {
@@ -174,7 +175,7 @@ static int set_maintenance_authorized(Daemon *d, sd_bus_message *m, sd_bus_error
         };
         log_info("Maintenance %s for node \"%s\" (%u) requested by %s", enabled ? "on" : "off", v.name, v.id,
                  sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?");
-        return daemon_propose_for_call(d, &c, m, error);
+        return daemon_propose_for_call(d, &c, m, NULL, error);
 }
 
 static int method_set_maintenance(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -230,6 +231,15 @@ static const sd_bus_vtable cluster_vtable[] = {
                                 method_get_node, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetMaintenance", SD_BUS_ARGS("s", name_or_id, "b", enabled), SD_BUS_NO_RESULT,
                                 method_set_maintenance, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListVms", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssusttu)", vms),
+                                method_list_vms, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CheckMigration", SD_BUS_ARGS("s", vm, "s", destination),
+                                SD_BUS_RESULT("s", destination, "a(sbs)", checks),
+                                method_check_migration, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Migrate", SD_BUS_ARGS("s", vm, "s", destination, "a{sv}", options),
+                                SD_BUS_RESULT("o", job), method_migrate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CancelJob", SD_BUS_ARGS("t", id), SD_BUS_NO_RESULT,
+                                method_cancel_job, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 
@@ -435,6 +445,7 @@ void bus_emit_changes(Daemon *d) {
         } else
                 free(fp);
 
+        bus_migration_emit_changes(d);
         if (daemon_node_ids(d, &ids, &n) < 0)
                 return;
         for (size_t i = 0; i < n; i++) {
@@ -485,6 +496,9 @@ int bus_setup(Daemon *d) {
         r = sd_bus_add_node_enumerator(d->bus, NULL, FERRY_NODE_PATH_PREFIX, node_enumerator, d);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the node enumerator: %m");
+        r = bus_migration_setup(d);
+        if (r < 0)
+                return r;
         r = sd_bus_add_object_manager(d->bus, NULL, FERRY_OBJECT_PATH);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the object manager: %m");
@@ -509,4 +523,7 @@ void bus_done(Daemon *d) {
         free(d->emitted_nodes);
         d->emitted_nodes = NULL;
         d->n_emitted_nodes = 0;
+        free(d->emitted_jobs);
+        d->emitted_jobs = NULL;
+        d->n_emitted_jobs = 0;
 }

@@ -32,6 +32,27 @@ static int parse_string_field(const char *value, void *field) {
         return 0;
 }
 
+/* May be empty. */
+static int parse_any_string_field(const char *value, void *field) {
+        char **s = field;
+        char *d = strdup(value);
+        if (!d)
+                return -ENOMEM;
+        free(*s);
+        *s = d;
+        return 0;
+}
+
+/* A plugin name: it becomes part of a file name, so no path tricks. */
+static int parse_name_field(const char *value, void *field) {
+        if (!*value || strlen(value) > 64)
+                return -EINVAL;
+        for (const char *p = value; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+                        return -EINVAL;
+        return parse_string_field(value, field);
+}
+
 static int parse_path_field(const char *value, void *field) {
         if (value[0] != '/')
                 return -EINVAL;
@@ -84,6 +105,12 @@ static const struct {
         { "log_level",               parse_log_level_field,     offsetof(FerryConfig, log_level),               "error, warning, notice, info, debug or trace" },
         { "log_syslog",              parse_bool_field,          offsetof(FerryConfig, log_syslog),              "yes or no" },
         { "facts_interval",          parse_positive_u32_field,  offsetof(FerryConfig, facts_interval_sec),      "a positive number of seconds" },
+        { "backend",                 parse_name_field,          offsetof(FerryConfig, backend),                 "none or a backend name such as libvirt or sim" },
+        { "backend_config",          parse_any_string_field,    offsetof(FerryConfig, backend_config),          "a string" },
+        { "backend_peer_uri",        parse_any_string_field,    offsetof(FerryConfig, backend_peer_uri),        "a URI" },
+        { "migration_address",       parse_any_string_field,    offsetof(FerryConfig, migration_address),       "an address" },
+        { "inventory_interval",      parse_positive_u32_field,  offsetof(FerryConfig, inventory_interval_sec),  "a positive number of seconds" },
+        { "progress_interval_ms",    parse_positive_u32_field,  offsetof(FerryConfig, progress_interval_ms),    "a positive number of milliseconds" },
 };
 
 void config_init_defaults(FerryConfig *c) {
@@ -97,12 +124,22 @@ void config_init_defaults(FerryConfig *c) {
                 .log_level = LOG_INFO,
                 .log_syslog = false,
                 .facts_interval_sec = 30,
+                .backend = strdup("none"),
+                .backend_config = strdup(""),
+                .backend_peer_uri = strdup(""),
+                .migration_address = strdup(""),
+                .inventory_interval_sec = 5,
+                .progress_interval_ms = 1000,
         };
 }
 
 void config_done(FerryConfig *c) {
         free(c->plugin_dir);
         free(c->state_dir);
+        free(c->backend);
+        free(c->backend_config);
+        free(c->backend_peer_uri);
+        free(c->migration_address);
         *c = (FerryConfig) {};
 }
 

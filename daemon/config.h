@@ -19,6 +19,12 @@ typedef struct FerryConfig {
         int log_level;                          /* syslog priority */
         bool log_syslog;
         uint32_t facts_interval_sec;
+        char *backend;                          /* "none", or a plugin name: "sim", "libvirt" */
+        char *backend_config;                   /* passed to the plugin as is */
+        char *backend_peer_uri;                 /* how peers' hypervisors reach this one ("" = backend default) */
+        char *migration_address;                /* this node's address on the migration network ("" = default) */
+        uint32_t inventory_interval_sec;
+        uint32_t progress_interval_ms;
 } FerryConfig;
 
 typedef void (*ConfigErrorFn)(const char *file, unsigned line, const char *message, void *userdata);

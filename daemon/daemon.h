@@ -9,8 +9,11 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "backend.h"
 #include "cluster-state.h"
 #include "config.h"
+#include "migration-runner.h"
+#include "preflight.h"
 #include "replica.h"
 #include "ring.h"
 
@@ -35,10 +38,16 @@ typedef struct Daemon {
         uint32_t node_votes;
         uint32_t quorum_votes;
 
+        Backend *backend;               /* NULL: backend = none */
+        Runner *runner;
+
         bool ready_sent;
         sd_event_source *facts_timer;
         bool facts_proposal_pending;
         uint64_t facts_proposal_seq;
+        sd_event_source *inventory_timer;
+        bool inventory_proposal_pending;
+        uint64_t inventory_proposal_seq;
 
         PendingCall *pending_calls;     /* D-Bus calls waiting for their commit */
 
@@ -47,6 +56,8 @@ typedef struct Daemon {
         char *emitted_cluster;
         struct EmittedNode *emitted_nodes;
         size_t n_emitted_nodes;
+        struct EmittedJob *emitted_jobs;
+        size_t n_emitted_jobs;
 
         sd_event_source *persist_timer;
         uint64_t persisted_commit;
@@ -73,5 +84,13 @@ bool daemon_find_node(Daemon *d, const char *name_or_id, NodeView *ret);
 bool daemon_is_quorate(Daemon *d);
 
 /* Proposes a command on behalf of a bus call; the reply is sent when the
- * command comes back through the total order. */
-int daemon_propose_for_call(Daemon *d, const Command *c, sd_bus_message *m, sd_bus_error *error);
+ * command comes back through the total order. `reply` builds the success
+ * reply (NULL: an empty one). */
+typedef int (*PendingReplyFn)(Daemon *d, sd_bus_message *call, uint64_t seq);
+int daemon_propose_for_call(Daemon *d, const Command *c, sd_bus_message *m, PendingReplyFn reply,
+                            sd_bus_error *error);
+
+/* The membership view for pre-flight checks. */
+void daemon_membership_view(Daemon *d, MembershipView *ret);
+/* The id of the job the last proposal of `seq` created (for Migrate's reply). */
+uint64_t daemon_job_for_seq(Daemon *d, uint64_t seq);

@@ -120,31 +120,55 @@ static int read_meminfo(uint64_t *total, uint64_t *available) {
         return 0;
 }
 
-int facts_collect(NodeFacts *ret, const char *name, const FerryConfig *config) {
+static char *normalize_flags_bounded(const char *s, size_t max) {
+        _cleanup_free_ char *copy = strndup(s, max);
+        return copy ? normalize_flags(copy) : NULL;
+}
+
+int facts_collect(NodeFacts *ret, const char *name, const FerryConfig *config, const FerryHostFacts *hf,
+                  const char *peer_uri) {
         NodeFacts f = {};
-        _cleanup_free_ char *cpuinfo = NULL;
         struct timespec ts;
         int r;
 
-        r = read_file("/proc/cpuinfo", &cpuinfo);
-        if (r < 0)
-                return r;
-        r = facts_parse_cpuinfo(cpuinfo, &f.cpu_vendor, &f.cpu_model, &f.cpu_features);
-        if (r < 0)
-                goto fail;
-        r = read_meminfo(&f.memory_total, &f.memory_free);
-        if (r < 0)
-                goto fail;
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        f.cpus = n > 0 ? (uint32_t) n : 1;
+        if (hf) {
+                /* Bounded copies: a plugin's strings are not trusted to end. */
+                f.cpu_vendor = strndup(hf->cpu_vendor, sizeof(hf->cpu_vendor));
+                f.cpu_model = strndup(hf->cpu_model, sizeof(hf->cpu_model));
+                f.cpu_features = normalize_flags_bounded(hf->cpu_features, sizeof(hf->cpu_features));
+                f.cpus = hf->cpus;
+                f.memory_total = hf->memory_total;
+                f.memory_free = hf->memory_free;
+                f.hypervisor_name = strndup(hf->hypervisor_name, sizeof(hf->hypervisor_name));
+                f.hypervisor_version = strndup(hf->hypervisor_version, sizeof(hf->hypervisor_version));
+        } else {
+                _cleanup_free_ char *cpuinfo = NULL;
+                r = read_file("/proc/cpuinfo", &cpuinfo);
+                if (r < 0)
+                        return r;
+                r = facts_parse_cpuinfo(cpuinfo, &f.cpu_vendor, &f.cpu_model, &f.cpu_features);
+                if (r < 0)
+                        goto fail;
+                r = read_meminfo(&f.memory_total, &f.memory_free);
+                if (r < 0)
+                        goto fail;
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                f.cpus = n > 0 ? (uint32_t) n : 1;
+                /* No hypervisor backend: say so rather than guess. */
+                f.hypervisor_name = strdup("none");
+                f.hypervisor_version = strdup("");
+        }
         f.memory_reserved = config->host_memory_reserve;
         f.protocol_version = FERRY_PROTOCOL_VERSION;
         f.name = strdup(name);
         f.daemon_version = strdup(FERRY_VERSION);
-        /* No hypervisor backend yet: say so rather than guess. */
-        f.hypervisor_name = strdup("none");
-        f.hypervisor_version = strdup("");
-        if (!f.name || !f.daemon_version || !f.hypervisor_name || !f.hypervisor_version) {
+        f.backend_uri = strdup(peer_uri ? peer_uri : "");
+        f.migration_address = strdup(config->migration_address);
+        f.max_outgoing = config->max_outgoing_migrations;
+        f.max_incoming = config->max_incoming_migrations;
+        f.max_cluster = config->max_cluster_migrations;
+        if (!f.name || !f.daemon_version || !f.hypervisor_name || !f.hypervisor_version || !f.cpu_vendor ||
+            !f.cpu_model || !f.cpu_features || !f.backend_uri || !f.migration_address) {
                 r = -ENOMEM;
                 goto fail;
         }

@@ -8,8 +8,13 @@
 #include "cluster-state.h"
 #include "config.h"
 
-/* Fills *f from the host; name is the node's corosync name. */
-int facts_collect(NodeFacts *f, const char *name, const FerryConfig *config);
+#include "ferry-backend.h"
+
+/* Fills *f; name is the node's corosync name. With a backend's answer in
+ * `hf`, CPU, memory and hypervisor come from it; without, from /proc.
+ * peer_uri is how other nodes reach this hypervisor ("" without backend). */
+int facts_collect(NodeFacts *f, const char *name, const FerryConfig *config, const FerryHostFacts *hf,
+                  const char *peer_uri);
 
 /* Whether `now` differs from `published` enough to be worth a commit:
  * memory_free moves all the time, so only a move of more than 1/64 of the

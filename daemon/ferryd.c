@@ -30,6 +30,8 @@ struct PendingCall {
         PendingCall *next;
         uint64_t seq;
         sd_bus_message *call;
+        PendingReplyFn reply;           /* NULL: empty reply */
+        uint64_t job_id;                /* job a JOB_SUBMIT created, seen at apply */
 };
 
 /* ---- node views --------------------------------------------------------- */
@@ -105,7 +107,23 @@ bool daemon_is_quorate(Daemon *d) {
 
 /* ---- proposals on behalf of bus calls ------------------------------------ */
 
-int daemon_propose_for_call(Daemon *d, const Command *c, sd_bus_message *m, sd_bus_error *error) {
+void daemon_membership_view(Daemon *d, MembershipView *ret) {
+        *ret = (MembershipView) {
+                .members = d->replica ? replica_members(d->replica) : NULL,
+                .n_members = d->replica ? replica_n_members(d->replica) : 0,
+                .quorate = daemon_is_quorate(d),
+        };
+}
+
+uint64_t daemon_job_for_seq(Daemon *d, uint64_t seq) {
+        for (PendingCall *p = d->pending_calls; p; p = p->next)
+                if (p->seq == seq)
+                        return p->job_id;
+        return 0;
+}
+
+int daemon_propose_for_call(Daemon *d, const Command *c, sd_bus_message *m, PendingReplyFn reply,
+                            sd_bus_error *error) {
         PendingCall *p;
         uint64_t seq;
         int r;
@@ -129,6 +147,7 @@ int daemon_propose_for_call(Daemon *d, const Command *c, sd_bus_message *m, sd_b
         }
         p->seq = seq;
         p->call = sd_bus_message_ref(m);
+        p->reply = reply;
         p->next = d->pending_calls;
         d->pending_calls = p;
         return 1;
@@ -139,13 +158,14 @@ static void finish_pending_call(Daemon *d, uint64_t seq, int result) {
                 PendingCall *p = *pp;
                 if (p->seq != seq)
                         continue;
-                *pp = p->next;
-
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 int r;
-                if (result >= 0)
-                        r = sd_bus_reply_method_return(p->call, NULL);
-                else {
+                if (result >= 0) {
+                        /* Still linked, so the reply function can find it. */
+                        r = p->reply ? p->reply(d, p->call, p->seq) : sd_bus_reply_method_return(p->call, NULL);
+                        *pp = p->next;
+                } else {
+                        *pp = p->next;
                         if (result == -ESTALE)
                                 sd_bus_error_set(&e, FERRY_ERROR_MEMBERSHIP_CHANGED,
                                                  "Cluster membership changed before the change was delivered; nothing was changed, retry");
@@ -156,7 +176,16 @@ static void finish_pending_call(Daemon *d, uint64_t seq, int result) {
                                 sd_bus_error_set(&e, FERRY_ERROR_NOT_QUORATE,
                                                  "The partition was not quorate when the change was delivered; nothing was changed");
                         else if (result == -ENOENT)
-                                sd_bus_error_set(&e, FERRY_ERROR_NO_SUCH_NODE, "No such node in the cluster state");
+                                sd_bus_error_set(&e, FERRY_ERROR_REJECTED,
+                                                 "The cluster refused the change: a node, VM or job it names no longer exists");
+                        else if (result == -EBUSY)
+                                sd_bus_error_set(&e, FERRY_ERROR_MIGRATION_REFUSED,
+                                                 "Another job already moves this VM (it was queued at the same time)");
+                        else if (result == -EHOSTDOWN)
+                                sd_bus_error_set(&e, FERRY_ERROR_MIGRATION_REFUSED,
+                                                 "The destination was put in maintenance meanwhile");
+                        else if (result == -EALREADY)
+                                sd_bus_error_set(&e, FERRY_ERROR_REJECTED, "The job already ended");
                         else
                                 sd_bus_error_setf(&e, FERRY_ERROR_REJECTED, "The cluster refused the change: %s",
                                                   strerror(-result));
@@ -179,7 +208,17 @@ static void publish_facts(Daemon *d, bool force) {
 
         if (!d->replica || !replica_quorate(d->replica) || d->facts_proposal_pending || !d->node_name)
                 return;
-        r = facts_collect(&now, d->node_name, &d->config);
+        FerryHostFacts hf;
+        FerryError err = {};
+        if (d->backend) {
+                r = backend_host_facts(d->backend, &hf, &err);
+                if (r < 0) {
+                        log_warning_errno(r, "Backend could not report this host's facts: %s", err.message);
+                        return;
+                }
+        }
+        r = facts_collect(&now, d->node_name, &d->config, d->backend ? &hf : NULL,
+                          d->backend ? d->backend->peer_uri : "");
         if (r < 0) {
                 log_warning_errno(r, "Failed to collect this host's facts: %m");
                 return;
@@ -197,6 +236,43 @@ static void publish_facts(Daemon *d, bool force) {
         else
                 d->facts_proposal_pending = true;
         command_done(&c);
+}
+
+/* The VMs this node runs, as its backend sees them, published on change. */
+static void publish_inventory(Daemon *d) {
+        NodeVmsCommand list = {};
+        FerryError err = {};
+        int r;
+
+        if (!d->backend || !d->replica || !replica_quorate(d->replica) || d->inventory_proposal_pending)
+                return;
+        /* Facts first: the state machine wants to know the node. */
+        if (!cluster_state_find_node(replica_state(d->replica), d->node_id))
+                return;
+        r = backend_list_vms(d->backend, &list, &err);
+        if (r < 0) {
+                log_warning_errno(r, "Backend could not list this host's VMs: %s", err.message);
+                return;
+        }
+        list.node = d->node_id;
+        if (state_node_vms_equal(replica_state(d->replica), d->node_id, &list)) {
+                node_vms_command_done(&list);
+                return;
+        }
+        Command c = { .type = COMMAND_NODE_VMS, .node_vms = list };
+        r = replica_propose(d->replica, &c, &d->inventory_proposal_seq);
+        if (r < 0)
+                log_debug_errno(r, "Not publishing the VM inventory now: %m");
+        else
+                d->inventory_proposal_pending = true;
+        command_done(&c);
+}
+
+static int on_inventory_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        publish_inventory(d);
+        (void) sd_event_source_set_time_relative(s, (uint64_t) d->config.inventory_interval_sec * 1000000ULL);
+        return 0;
 }
 
 static int on_facts_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -249,6 +325,12 @@ static int replica_send(const void *buf, size_t len, void *userdata) {
 static void replica_proposal_done(uint64_t seq, int result, void *userdata) {
         Daemon *d = userdata;
 
+        if (d->inventory_proposal_pending && seq == d->inventory_proposal_seq) {
+                d->inventory_proposal_pending = false;
+                if (result < 0 && result != -ESTALE && result != -ETIME)
+                        log_warning_errno(result, "The cluster did not accept this node's VM list: %m");
+                return;
+        }
         if (d->facts_proposal_pending && seq == d->facts_proposal_seq) {
                 d->facts_proposal_pending = false;
                 if (result < 0 && result != -ESTALE && result != -ETIME)
@@ -272,10 +354,26 @@ static void replica_changed(void *userdata) {
                                   replica_mode_to_string(mode), replica_n_members(d->replica),
                                   daemon_is_quorate(d) ? "quorate" : "not quorate", replica_state(d->replica)->commit);
 
-        if (mode == REPLICA_SYNCED)
+        if (mode == REPLICA_SYNCED) {
                 publish_facts(d, false);
+                publish_inventory(d);
+                if (d->runner)
+                        runner_state_changed(d->runner);
+        }
         schedule_persist(d);
         bus_emit_changes(d);
+}
+
+static void replica_applied(uint32_t sender, uint64_t seq, int result, void *userdata) {
+        Daemon *d = userdata;
+
+        if (sender != d->node_id || result <= 0)
+                return;
+        /* A job our caller created gets its id now, before anything else
+         * is applied; the reply goes out once a quorum confirmed it. */
+        for (PendingCall *p = d->pending_calls; p; p = p->next)
+                if (p->seq == seq)
+                        p->job_id = replica_state(d->replica)->next_job_id;
 }
 
 static void replica_notice(int priority, const char *text, void *userdata) {
@@ -287,6 +385,7 @@ static const ReplicaCallbacks replica_callbacks = {
         .proposal_done = replica_proposal_done,
         .changed = replica_changed,
         .notice = replica_notice,
+        .applied = replica_applied,
 };
 
 /* ---- ring callbacks -------------------------------------------------------- */
@@ -317,6 +416,14 @@ static void on_ring_connected(Ring *ring, uint32_t node_id, void *userdata) {
                 (void) gethostname(host, sizeof(host) - 1);
                 d->node_name = strdup(host);
                 log_warning("Node %u is not in corosync's nodelist; using the host name \"%s\"", node_id, host);
+        }
+        if (!d->backend && !streq(d->config.backend, "none")) {
+                int r = backend_load(&d->config, d->node_name, &d->backend);
+                if (r < 0) {
+                        log_crit("The configured backend \"%s\" cannot be used; stopping", d->config.backend);
+                        sd_event_exit(d->event, r);
+                        return;
+                }
         }
         if (!d->replica) {
                 ClusterState *initial;
@@ -534,6 +641,15 @@ int main(int argc, char *argv[]) {
                                        (uint64_t) d->config.facts_interval_sec * 1000000ULL, 0, on_facts_timer, d);
         if (r >= 0)
                 (void) sd_event_source_set_enabled(d->facts_timer, SD_EVENT_ON);
+        r = sd_event_add_time_relative(d->event, &d->inventory_timer, CLOCK_MONOTONIC,
+                                       (uint64_t) d->config.inventory_interval_sec * 1000000ULL, 0, on_inventory_timer, d);
+        if (r >= 0)
+                (void) sd_event_source_set_enabled(d->inventory_timer, SD_EVENT_ON);
+        r = runner_new(d, &d->runner);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the migration runner: %m");
+                goto finish;
+        }
 
         (void) sd_notify(false, "STATUS=Joining the cluster");
         r = sd_event_loop(d->event);
@@ -551,6 +667,9 @@ finish:
                 (void) on_persist_timer(d->persist_timer, 0, d);
         d->persist_timer = sd_event_source_disable_unref(d->persist_timer);
         d->facts_timer = sd_event_source_disable_unref(d->facts_timer);
+        d->inventory_timer = sd_event_source_disable_unref(d->inventory_timer);
+        d->runner = runner_free(d->runner);
+        d->backend = backend_free(d->backend);
         d->ring = ring_free(d->ring);
         d->replica = replica_free(d->replica);
         bus_done(d);

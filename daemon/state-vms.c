@@ -94,6 +94,25 @@ static bool vm_equal(const VmRecord *a, const VmRecord *b) {
                a->n_passthrough == b->n_passthrough;
 }
 
+bool state_node_vms_equal(const ClusterState *s, uint32_t node, const NodeVmsCommand *c) {
+        size_t old_n = 0;
+
+        for (size_t i = 0; i < s->n_vms; i++)
+                if (s->vms[i].node == node)
+                        old_n++;
+        if (old_n != c->n_vms)
+                return false;
+        /* Same size, names unique on both sides: equal if each is found. */
+        for (size_t i = 0; i < c->n_vms; i++) {
+                VmRecord probe = c->vms[i];
+                probe.node = node;
+                const VmRecord *cur = state_find_vm(s, probe.name, node);
+                if (!cur || !vm_equal(cur, &probe))
+                        return false;
+        }
+        return true;
+}
+
 int state_apply_node_vms(ClusterState *s, uint32_t sender, const NodeVmsCommand *c) {
         size_t keep = 0, old_n = 0;
         VmRecord *next;
@@ -108,21 +127,11 @@ int state_apply_node_vms(ClusterState *s, uint32_t sender, const NodeVmsCommand 
                         if (streq(c->vms[i].name, c->vms[k].name))
                                 return -EINVAL;
 
+        if (state_node_vms_equal(s, sender, c))
+                return 0;
         for (size_t i = 0; i < s->n_vms; i++)
                 if (s->vms[i].node == sender)
                         old_n++;
-        /* Unchanged? Compare as sorted sets. */
-        if (old_n == c->n_vms) {
-                bool same = true;
-                for (size_t i = 0; i < c->n_vms && same; i++) {
-                        VmRecord probe = c->vms[i];
-                        probe.node = sender;
-                        const VmRecord *cur = state_find_vm(s, probe.name, sender);
-                        same = cur && vm_equal(cur, &probe);
-                }
-                if (same)
-                        return 0;
-        }
 
         next = calloc(s->n_vms - old_n + c->n_vms + 1, sizeof(VmRecord));
         if (!next)

@@ -50,6 +50,8 @@ void node_vms_command_done(NodeVmsCommand *c);
 void node_vms_command_encode(const NodeVmsCommand *c, Writer *w);
 int node_vms_command_decode(Reader *r, NodeVmsCommand *ret);
 int state_apply_node_vms(ClusterState *s, uint32_t sender, const NodeVmsCommand *c);
+/* Whether the state already holds exactly this list for `node`. */
+bool state_node_vms_equal(const ClusterState *s, uint32_t node, const NodeVmsCommand *c);
 
 void state_vms_encode(const ClusterState *s, Writer *w);
 int state_vms_decode(ClusterState *s, Reader *r);
