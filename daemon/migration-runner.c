@@ -85,6 +85,19 @@ static void local_free(Runner *r, LocalMigration *m) {
         free(m);
 }
 
+static LocalMigration *add_local(Runner *r, const JobRecord *j) {
+        LocalMigration *m = calloc(1, sizeof(LocalMigration));
+        if (!m || !(m->vm = strdup(j->vm))) {
+                free(m);
+                log_error("Out of memory tracking job %" PRIu64, j->id);
+                return NULL;
+        }
+        m->job = j->id;
+        m->next = r->migrations;
+        r->migrations = m;
+        return m;
+}
+
 static void remove_local(Runner *r, LocalMigration *gone) {
         for (LocalMigration **pp = &r->migrations; *pp; pp = &(*pp)->next)
                 if (*pp == gone) {
@@ -144,14 +157,9 @@ static void start_job(Runner *r, const JobRecord *j) {
         LocalMigration *m;
         int k;
 
-        m = calloc(1, sizeof(LocalMigration));
-        if (!m || !(m->vm = strdup(j->vm))) {
-                free(m);
+        m = add_local(r, j);
+        if (!m)
                 return;
-        }
-        m->job = j->id;
-        m->next = r->migrations;
-        r->migrations = m;
 
         if (!b || !b->ops->migrate_start || !b->ops->migrate_progress) {
                 propose_finish(r, m, JOB_FAILED, NULL,
@@ -269,14 +277,9 @@ static void reconcile_job(Runner *r, const JobRecord *j) {
         if (migrating)
                 return;         /* still in flight in the hypervisor: look again later */
 
-        m = calloc(1, sizeof(LocalMigration));
-        if (!m || !(m->vm = strdup(j->vm))) {
-                free(m);
+        m = add_local(r, j);
+        if (!m)
                 return;
-        }
-        m->job = j->id;
-        m->next = r->migrations;
-        r->migrations = m;
         if (here)
                 propose_finish(r, m, JOB_FAILED, NULL,
                                "ferryd restarted during the migration; the VM still runs on the source",
@@ -441,15 +444,9 @@ void runner_state_changed(Runner *r) {
                                 reconcile_job(r, j);
                 }
                 else if (j->state == JOB_GRANTED && j->cancel_requested) {
-                        LocalMigration *m = calloc(1, sizeof(LocalMigration));
-                        if (!m || !(m->vm = strdup(j->vm))) {
-                                free(m);
-                                continue;
-                        }
-                        m->job = j->id;
-                        m->next = r->migrations;
-                        r->migrations = m;
-                        propose_finish(r, m, JOB_CANCELLED, NULL, "cancelled before it started", NULL);
+                        LocalMigration *m = add_local(r, j);
+                        if (m)
+                                propose_finish(r, m, JOB_CANCELLED, NULL, "cancelled before it started", NULL);
                 } else if (j->state == JOB_RUNNING)
                         reconcile_job(r, j);
         }

@@ -407,6 +407,30 @@ static void drain_all(void) {
         CHECK(!"frames kept coming");
 }
 
+/* A simulation of n nodes, all up and in one configuration, synced. */
+static void sim_begin(Sim *s, size_t n_nodes, uint64_t seed) {
+        int layout[MAX_NODES + 1] = {};
+
+        *s = (Sim) { .n_nodes = n_nodes, .rng = seed };
+        sim = s;
+        for (uint32_t id = 0; id <= MAX_NODES; id++)
+                s->group_of[id] = -1;
+        change_membership(layout);
+        drain_all();
+}
+
+static void sim_end(Sim *s) {
+        for (uint32_t id = 1; id <= s->n_nodes; id++) {
+                replica_free(s->replica[id]);
+                cluster_state_free(s->saved[id]);
+                free(s->log[id]);
+                free(s->saved_log[id]);
+        }
+        for (int g = 0; g < MAX_NODES; g++)
+                drop_frames(&s->groups[g], s->groups[g].n_frames);
+        sim = NULL;
+}
+
 static unsigned long total_confirmed, total_stale;
 
 static void run_history(uint64_t seed, size_t n_nodes, unsigned steps) {
@@ -475,26 +499,13 @@ static void run_history(uint64_t seed, size_t n_nodes, unsigned steps) {
         total_confirmed += s.n_confirmed;
         total_stale += s.stale;
 
-        for (uint32_t id = 1; id <= n_nodes; id++) {
-                replica_free(s.replica[id]);
-                cluster_state_free(s.saved[id]);
-                free(s.log[id]);
-                free(s.saved_log[id]);
-        }
-        for (int g = 0; g < MAX_NODES; g++)
-                drop_frames(&s.groups[g], s.groups[g].n_frames);
-        sim = NULL;
+        sim_end(&s);
 }
 
 static void test_three_nodes_form_and_commit(void) {
-        Sim s = { .n_nodes = 3, .rng = 1 };
-        int layout[MAX_NODES + 1] = { 0, 0, 0, 0 };
+        Sim s;
 
-        sim = &s;
-        for (uint32_t id = 0; id <= MAX_NODES; id++)
-                s.group_of[id] = -1;
-        change_membership(layout);
-        drain_all();
+        sim_begin(&s, 3, 1);
         for (uint32_t id = 1; id <= 3; id++) {
                 CHECK_EQ_INT(replica_mode(s.replica[id]), REPLICA_SYNCED);
                 CHECK(replica_quorate(s.replica[id]));
@@ -536,22 +547,13 @@ static void test_three_nodes_form_and_commit(void) {
         CHECK(!cluster_state_find_node(replica_state(s.replica[3]), 2)->maintenance);
         CHECK_STREQ(replica_digest(s.replica[3]), replica_digest(s.replica[1]));
 
-        for (uint32_t id = 1; id <= 3; id++) {
-                replica_free(s.replica[id]);
-                free(s.log[id]);
-        }
-        sim = NULL;
+        sim_end(&s);
 }
 
 static void test_proposal_in_flight_at_confchg_is_dropped_everywhere(void) {
-        Sim s = { .n_nodes = 3, .rng = 7 };
-        int layout[MAX_NODES + 1] = { 0, 0, 0, 0 };
+        Sim s;
 
-        sim = &s;
-        for (uint32_t id = 0; id <= MAX_NODES; id++)
-                s.group_of[id] = -1;
-        change_membership(layout);
-        drain_all();
+        sim_begin(&s, 3, 7);
         Command c = { .type = COMMAND_NODE_FACTS };
         c.node_facts.node = 1;
         c.node_facts.facts = (NodeFacts) { .name = (char *) "node1" };
@@ -576,22 +578,13 @@ static void test_proposal_in_flight_at_confchg_is_dropped_everywhere(void) {
                 CHECK_EQ_INT(replica_state(s.replica[id])->commit, 0);
         CHECK_EQ_INT(s.applied, 0);
         CHECK(s.stale >= 1);
-        for (uint32_t id = 1; id <= 3; id++) {
-                replica_free(s.replica[id]);
-                free(s.log[id]);
-        }
-        sim = NULL;
+        sim_end(&s);
 }
 
 static void test_forged_sender_is_refused(void) {
-        Sim s = { .n_nodes = 2, .rng = 3 };
-        int layout[MAX_NODES + 1] = { 0, 0, 0 };
+        Sim s;
 
-        sim = &s;
-        for (uint32_t id = 0; id <= MAX_NODES; id++)
-                s.group_of[id] = -1;
-        change_membership(layout);
-        drain_all();
+        sim_begin(&s, 2, 3);
         Command m = { .type = COMMAND_NODE_FACTS };
         m.node_facts.node = 1;
         m.node_facts.facts = (NodeFacts) { .name = (char *) "node1" };
@@ -607,11 +600,7 @@ static void test_forged_sender_is_refused(void) {
                 CHECK(replica_deliver(s.replica[2], 1, junk, n) < 0);
         CHECK_EQ_INT(replica_state(s.replica[2])->commit, 0);
         drain_all();
-        for (uint32_t id = 1; id <= 2; id++) {
-                replica_free(s.replica[id]);
-                free(s.log[id]);
-        }
-        sim = NULL;
+        sim_end(&s);
 }
 
 /* The case agreed (not safe) delivery allows: a proposal reaches only the
@@ -620,15 +609,11 @@ static void test_forged_sender_is_refused(void) {
  * (generation beats the tie on commit counters), and the minority's
  * proposer must not have been told "committed". */
 static void test_stray_frame_in_minority_loses_to_majority(void) {
-        Sim s = { .n_nodes = 3, .rng = 11 };
-        int all[MAX_NODES + 1] = { 0, 0, 0, 0 };
+        Sim s;
         int split[MAX_NODES + 1] = { 0, 0, 1, 1 };
 
-        sim = &s;
-        for (uint32_t id = 0; id <= MAX_NODES; id++)
-                s.group_of[id] = -1;
-        change_membership(all);
-        drain_all();
+        int all[MAX_NODES + 1] = { 0, 0, 0, 0 };
+        sim_begin(&s, 3, 11);
 
         Command p = { .type = COMMAND_NODE_FACTS };
         p.node_facts.node = 1;
@@ -668,11 +653,7 @@ static void test_stray_frame_in_minority_loses_to_majority(void) {
                 CHECK(cluster_state_find_node(st, 1) == NULL);  /* the stray one is gone */
                 CHECK_STREQ(replica_digest(s.replica[id]), replica_digest(s.replica[2]));
         }
-        for (uint32_t id = 1; id <= 3; id++) {
-                replica_free(s.replica[id]);
-                free(s.log[id]);
-        }
-        sim = NULL;
+        sim_end(&s);
 }
 
 static void test_random_histories(void) {
