@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,15 +82,22 @@ int bus_error_exit(const char *operation, const sd_bus_error *error, int r) {
                 return FERRYCTL_EXIT_ACCESS_DENIED;
         }
 
-        /* ferryd is the authority on which nodes exist and its message names
-         * the node; add nothing to it. */
-        if (sd_bus_error_has_name(error, FERRY_ERROR_NO_SUCH_NODE)) {
+        /* ferryd is the authority on which nodes, VMs and jobs exist and its
+         * message names the one it did not find; add nothing to it. */
+        if (sd_bus_error_has_name(error, FERRY_ERROR_NO_SUCH_NODE) ||
+            sd_bus_error_has_name(error, FERRY_ERROR_NO_SUCH_VM) ||
+            sd_bus_error_has_name(error, FERRY_ERROR_NO_SUCH_JOB)) {
                 print_error("%s", text);
-                return FERRYCTL_EXIT_NO_SUCH_NODE;
+                return FERRYCTL_EXIT_NOT_FOUND;
         }
 
         print_error("%s failed: %s", operation, text);
         return FERRYCTL_EXIT_FAILURE;
+}
+
+bool bus_error_is_no_answer(const sd_bus_error *error) {
+        return sd_bus_error_has_name(error, SD_BUS_ERROR_NO_REPLY) ||
+               sd_bus_error_has_name(error, SD_BUS_ERROR_TIMEOUT);
 }
 
 int bus_parse_error_exit(const char *operation, int r) {
@@ -288,4 +296,89 @@ int bus_get_all_properties(sd_bus *bus, const char *path, const char *interface,
         return sd_bus_call_method(bus, FERRY_BUS_NAME, path,
                                   "org.freedesktop.DBus.Properties", "GetAll",
                                   error, reply, "s", interface);
+}
+
+int bus_get_managed_objects(sd_bus *bus, sd_bus_error *error, sd_bus_message **reply) {
+        return sd_bus_call_method(bus, FERRY_BUS_NAME, FERRY_OBJECT_PATH,
+                                  "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
+                                  error, reply, NULL);
+}
+
+/* One object's a{sa{sv}}. */
+static int read_object(sd_bus_message *m, const char *interface,
+                       const Field *fields, size_t n, ObjectAddFunc add, void *userdata) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}");
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                const char *name;
+
+                r = sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}");
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+
+                r = sd_bus_message_read_basic(m, SD_BUS_TYPE_STRING, &name);
+                if (r < 0)
+                        return r;
+
+                if (strcmp(name, interface) == 0) {
+                        Value *values = add(userdata);
+
+                        if (!values)
+                                return -ENOMEM;
+                        r = bus_read_properties(m, fields, n, values);
+                } else
+                        r = sd_bus_message_skip(m, "a{sv}");
+                if (r < 0)
+                        return r;
+
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+
+        return sd_bus_message_exit_container(m);
+}
+
+int bus_read_managed_objects(sd_bus_message *m, const char *interface,
+                             const Field *fields, size_t n, ObjectAddFunc add, void *userdata) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}");
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                const char *path;
+
+                r = sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}");
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+
+                r = sd_bus_message_read_basic(m, SD_BUS_TYPE_OBJECT_PATH, &path);
+                if (r < 0)
+                        return r;
+
+                r = read_object(m, interface, fields, n, add, userdata);
+                if (r < 0)
+                        return r;
+
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+
+        return sd_bus_message_exit_container(m);
+}
+
+char *bus_job_path(char buf[static BUS_JOB_PATH_MAX], uint64_t id) {
+        snprintf(buf, BUS_JOB_PATH_MAX, "%s/%" PRIu64, FERRY_JOB_PATH_PREFIX, id);
+        return buf;
 }

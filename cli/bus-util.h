@@ -7,6 +7,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "ferry-bus.h"
 #include "value.h"
 
 /* Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS overrides where that
@@ -17,10 +18,13 @@ int bus_connect(sd_bus **ret);
 const char *bus_error_text(const sd_bus_error *error, int r);
 
 /* Prints the error of a failed call and returns the exit code it maps to:
- * ferryd unreachable 3, access denied 4, no such node 5, anything else 1 as
- * "<operation> failed: <message>". operation reads like "setting maintenance
- * on node2". */
+ * ferryd unreachable 3, access denied 4, no such node, VM or job 5 (with
+ * ferryd's message, which names it), anything else 1 as "<operation>
+ * failed: <message>". operation reads like "setting maintenance on node2". */
 int bus_error_exit(const char *operation, const sd_bus_error *error, int r);
+
+/* The call timed out: ferryd may still act on it. */
+bool bus_error_is_no_answer(const sd_bus_error *error);
 
 /* For a reply that does not have the documented shape, or for running out of
  * memory while decoding it. Returns 1. */
@@ -41,3 +45,21 @@ int bus_read_properties(sd_bus_message *m, const Field *fields, size_t n, Value 
 /* org.freedesktop.DBus.Properties.GetAll(interface) on ferryd's object path. */
 int bus_get_all_properties(sd_bus *bus, const char *path, const char *interface,
                            sd_bus_error *error, sd_bus_message **reply);
+
+/* org.freedesktop.DBus.ObjectManager.GetManagedObjects on ferryd's root:
+ * every object with every interface and all its properties. */
+int bus_get_managed_objects(sd_bus *bus, sd_bus_error *error, sd_bus_message **reply);
+
+/* Returns a zeroed array of n Values for one more object, which the caller
+ * owns (and frees also when reading fails later), or NULL on OOM. */
+typedef Value *(*ObjectAddFunc)(void *userdata);
+
+/* Reads GetManagedObjects' a{oa{sa{sv}}}: for every object that has
+ * `interface`, gets an array from add() and fills it as
+ * bus_read_properties() does. Other objects and interfaces are skipped. */
+int bus_read_managed_objects(sd_bus_message *m, const char *interface,
+                             const Field *fields, size_t n, ObjectAddFunc add, void *userdata);
+
+/* "/org/ferry/Ferry1/job/17" */
+#define BUS_JOB_PATH_MAX (sizeof(FERRY_JOB_PATH_PREFIX) + 1 + 20)
+char *bus_job_path(char buf[static BUS_JOB_PATH_MAX], uint64_t id);

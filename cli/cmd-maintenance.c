@@ -12,12 +12,6 @@
 #include "ferryctl.h"
 #include "strutil.h"
 
-/* ferryd replies only once the change is committed on every member, after
- * a polkit check that may wait for the operator to type a password and a
- * commit that may wait out a membership change. sd-bus's default of 25 s is
- * shorter than that can take. */
-#define MAINTENANCE_TIMEOUT_USEC (60 * UINT64_C(1000000))
-
 int cmd_maintenance(const CommandContext *ctx, char **args, unsigned n_args) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -52,12 +46,11 @@ int cmd_maintenance(const CommandContext *ctx, char **args, unsigned n_args) {
                 return FERRYCTL_EXIT_FAILURE;
         }
 
-        r = sd_bus_call(bus, m, MAINTENANCE_TIMEOUT_USEC, &error, NULL);
+        r = sd_bus_call(bus, m, FERRYCTL_COMMIT_TIMEOUT_USEC, &error, NULL);
         if (r < 0) {
                 /* No answer is not a "no": the change may have been proposed
                  * and may still commit. Don't let the operator assume either. */
-                if (sd_bus_error_has_name(&error, SD_BUS_ERROR_NO_REPLY) ||
-                    sd_bus_error_has_name(&error, SD_BUS_ERROR_TIMEOUT)) {
+                if (bus_error_is_no_answer(&error)) {
                         print_error("%s: no answer from ferryd (%s); the change may still be committed, "
                                     "check with 'ferryctl node %s'",
                                     operation, bus_error_text(&error, r), node);

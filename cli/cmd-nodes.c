@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bus-util.h"
 #include "ferry-bus.h"
@@ -110,99 +109,24 @@ static int node_compare(const void *a, const void *b) {
         return strcmp(nx, ny);
 }
 
-/* Reads one object's a{sa{sv}} and appends a record if it has the Node
- * interface. */
-static int read_object(sd_bus_message *m, NodeList *l) {
-        int r;
+/* Hands bus_read_managed_objects() the values of one more node. */
+static Value *node_list_add(void *userdata) {
+        NodeList *l = userdata;
+        NodeRecord *nodes;
 
-        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}");
-        if (r < 0)
-                return r;
-
-        for (;;) {
-                const char *interface;
-
-                r = sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}");
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-
-                r = sd_bus_message_read_basic(m, SD_BUS_TYPE_STRING, &interface);
-                if (r < 0)
-                        return r;
-
-                if (strcmp(interface, FERRY_NODE_INTERFACE) == 0) {
-                        NodeRecord *nodes;
-
-                        nodes = reallocarray(l->nodes, l->n + 1, sizeof(NodeRecord));
-                        if (!nodes)
-                                return -ENOMEM;
-                        l->nodes = nodes;
-                        /* Counted before filling: a half-read record is freed
-                         * with the list. */
-                        l->nodes[l->n++] = (NodeRecord) {};
-
-                        r = bus_read_properties(m, node_fields, _NODE_FIELD_MAX, l->nodes[l->n - 1].values);
-                } else
-                        r = sd_bus_message_skip(m, "a{sv}");
-                if (r < 0)
-                        return r;
-
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-
-        return sd_bus_message_exit_container(m);
-}
-
-/* GetManagedObjects returns a{oa{sa{sv}}}: every object below ferryd's root
- * with every interface and all its properties. */
-static int read_managed_objects(sd_bus_message *m, NodeList *l) {
-        int r;
-
-        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}");
-        if (r < 0)
-                return r;
-
-        for (;;) {
-                const char *path;
-
-                r = sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}");
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-
-                r = sd_bus_message_read_basic(m, SD_BUS_TYPE_OBJECT_PATH, &path);
-                if (r < 0)
-                        return r;
-
-                r = read_object(m, l);
-                if (r < 0)
-                        return r;
-
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-
-        return sd_bus_message_exit_container(m);
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
-                return 0;
-        return (uint64_t) ts.tv_sec * UINT64_C(1000000) + (uint64_t) ts.tv_nsec / 1000;
+        nodes = reallocarray(l->nodes, l->n + 1, sizeof(NodeRecord));
+        if (!nodes)
+                return NULL;
+        l->nodes = nodes;
+        /* Counted before filling: a half-read record is freed with the list. */
+        l->nodes[l->n++] = (NodeRecord) {};
+        return l->nodes[l->n - 1].values;
 }
 
 static int print_nodes_human(const NodeList *l) {
         _cleanup_(table_freep) Table *t = NULL;
         const char *headers[ELEMENTSOF(node_columns)];
-        uint64_t now = now_usec();
+        uint64_t now = clock_realtime_usec();
         int r;
 
         for (size_t c = 0; c < ELEMENTSOF(node_columns); c++)
@@ -253,13 +177,14 @@ int cmd_nodes(const CommandContext *ctx, char **args, unsigned n_args) {
         if (r != FERRYCTL_EXIT_SUCCESS)
                 return r;
 
-        r = sd_bus_call_method(bus, FERRY_BUS_NAME, FERRY_OBJECT_PATH,
-                               "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
-                               &error, &reply, NULL);
+        r = bus_get_managed_objects(bus, &error, &reply);
         if (r < 0)
                 return bus_error_exit("listing nodes", &error, r);
 
-        r = read_managed_objects(reply, &l);
+        /* GetManagedObjects returns every object below ferryd's root, jobs
+         * too; only the nodes count here. */
+        r = bus_read_managed_objects(reply, FERRY_NODE_INTERFACE, node_fields, _NODE_FIELD_MAX,
+                                     node_list_add, &l);
         if (r < 0)
                 return bus_parse_error_exit("listing nodes", r);
 
@@ -278,7 +203,7 @@ static int print_node_human(const NodeRecord *node) {
         if (!t)
                 return -ENOMEM;
 
-        r = fields_add_to_table(t, node_fields, _NODE_FIELD_MAX, node->values, now_usec());
+        r = fields_add_to_table(t, node_fields, _NODE_FIELD_MAX, node->values, clock_realtime_usec());
         if (r < 0)
                 return r;
 
@@ -335,7 +260,7 @@ int cmd_node(const CommandContext *ctx, char **args, unsigned n_args) {
                     sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE)) {
                         print_error("node '%s' disappeared while it was being read: %s",
                                     args[0], bus_error_text(&error, r));
-                        return FERRYCTL_EXIT_NO_SUCH_NODE;
+                        return FERRYCTL_EXIT_NOT_FOUND;
                 }
                 return bus_error_exit(operation, &error, r);
         }

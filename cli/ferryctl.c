@@ -12,6 +12,7 @@
 #include "ferry-build.h"
 #include "ferryctl.h"
 #include "output.h"
+#include "strutil.h"
 
 typedef struct Command {
         const char *name;
@@ -26,8 +27,73 @@ static const Command commands[] = {
         { "nodes",       "",                  "List the nodes of the cluster",                  0, 0, cmd_nodes },
         { "node",        "NAME|ID",           "Show one node in detail",                        1, 1, cmd_node },
         { "maintenance", "on|off NAME|ID",    "Put a node into or take it out of maintenance",  2, 2, cmd_maintenance },
+        { "vms",         "",                  "List the VMs of the cluster",                    0, 0, cmd_vms },
+        { "migrate",     "VM",                "Live-migrate a VM, or only check that it can be", 1, 1, cmd_migrate },
+        { "jobs",        "",                  "List migration jobs, active ones first",         0, 0, cmd_jobs },
+        { "job",         "ID",                "Show one migration job in detail",               1, 1, cmd_job },
+        { "cancel",      "ID",                "Cancel a migration job",                         1, 1, cmd_cancel },
         { "help",        "",                  "Show this help",                                 0, 0, NULL },
 };
+
+typedef enum OptionId {
+        OPT_HELP,
+        OPT_VERSION,
+        OPT_JSON,
+        OPT_NODE,
+        OPT_ALL,
+        OPT_TO,
+        OPT_CHECK,
+        OPT_WAIT,
+        OPT_BANDWIDTH,
+        OPT_MAX_DOWNTIME,
+        OPT_POSTCOPY,
+        OPT_AUTO_CONVERGE,
+        _OPT_MAX,
+} OptionId;
+
+#define OPTION_COMMANDS_MAX 2
+
+typedef struct Option {
+        const char *name;                          /* "--to" */
+        const char *alias;                         /* "-h", or NULL */
+        const char *arg;                           /* "NODE" for the usage text; NULL: a flag */
+        const char *commands[OPTION_COMMANDS_MAX]; /* where it applies; none listed: everywhere */
+        const char *summary;
+} Option;
+
+/* Every option, with the commands it belongs to: the parser, the check that
+ * an option fits its command and --help all read this table. */
+static const Option options[_OPT_MAX] = {
+        [OPT_HELP]          = { "--help",          "-h", NULL,     {},                 "Show this help" },
+        [OPT_VERSION]       = { "--version",       NULL, NULL,     {},                 "Show the version" },
+        [OPT_JSON]          = { "--json",          NULL, NULL,     {},                 "Print results as JSON (see docs/ferryctl.md)" },
+        [OPT_NODE]          = { "--node",          NULL, "NODE",   { "vms" },          "Only the VMs on this node (name or id)" },
+        [OPT_ALL]           = { "--all",           NULL, NULL,     { "jobs" },         "Every finished job ferryd keeps, not only the last 10" },
+        [OPT_TO]            = { "--to",            NULL, "NODE",   { "migrate" },      "Destination; without it ferryd picks the best node" },
+        [OPT_CHECK]         = { "--check",         NULL, NULL,     { "migrate" },      "Only run the pre-flight checks; move nothing" },
+        [OPT_WAIT]          = { "--wait",          NULL, NULL,     { "migrate", "job" }, "Follow the job to its end (Ctrl-C stops watching, not the job)" },
+        [OPT_BANDWIDTH]     = { "--bandwidth",     NULL, "SIZE/s", { "migrate" },      "Cap the transfer rate, e.g. 100M (binary units; 0: no cap)" },
+        [OPT_MAX_DOWNTIME]  = { "--max-downtime",  NULL, "MS",     { "migrate" },      "Downtime to aim for first, in milliseconds" },
+        [OPT_POSTCOPY]      = { "--postcopy",      NULL, NULL,     { "migrate" },      "Allow switching to post-copy if pre-copy does not converge" },
+        [OPT_AUTO_CONVERGE] = { "--auto-converge", NULL, NULL,     { "migrate" },      "Allow slowing the guest's vCPUs down to converge" },
+};
+
+static bool option_applies_to(const Option *o, const char *command) {
+        if (!o->commands[0])
+                return true;
+        for (size_t i = 0; i < OPTION_COMMANDS_MAX && o->commands[i]; i++)
+                if (streq(o->commands[i], command))
+                        return true;
+        return false;
+}
+
+static void help_option(const Option *o) {
+        char synopsis[64];
+
+        snprintf(synopsis, sizeof(synopsis), "%-2s %s%s%s",
+                 o->alias ? o->alias : "", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        printf("  %-28s %s\n", synopsis, o->summary);
+}
 
 static void help(void) {
         printf("Usage: ferryctl [OPTIONS] COMMAND [ARGS...]\n"
@@ -46,18 +112,35 @@ static void help(void) {
         }
 
         printf("\n"
-               "Options (before or after the command):\n"
-               "  -h --help                    Show this help\n"
-               "     --version                 Show the version\n"
-               "     --json                    Print results as JSON (see docs/ferryctl.md)\n"
-               "\n"
+               "Options (before or after the command):\n");
+        for (size_t i = 0; i < ELEMENTSOF(options); i++)
+                if (!options[i].commands[0])
+                        help_option(options + i);
+
+        for (size_t c = 0; c < ELEMENTSOF(commands); c++) {
+                bool any = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(options); i++) {
+                        if (!options[i].commands[0] || !option_applies_to(options + i, commands[c].name))
+                                continue;
+                        if (!any)
+                                printf("\nOptions of %s:\n", commands[c].name);
+                        any = true;
+                        help_option(options + i);
+                }
+        }
+
+        printf("\n"
                "Exit status:\n"
-               "  0  success\n"
-               "  1  the operation failed; the message says why\n"
-               "  2  usage error\n"
-               "  3  ferryd cannot be reached on the system bus\n"
-               "  4  access denied (changes need root or polkit's org.ferry.manage)\n"
-               "  5  no such node\n");
+               "  0    success\n"
+               "  1    the operation failed, or the migration waited for failed\n"
+               "  2    usage error\n"
+               "  3    ferryd cannot be reached on the system bus\n"
+               "  4    access denied (changes need root or polkit's org.ferry.manage)\n"
+               "  5    no such node, VM or job\n"
+               "  6    migration refused by a pre-flight check\n"
+               "  7    the migration waited for was cancelled\n"
+               "  130  interrupted while waiting (the job goes on)\n");
 }
 
 int usage_error(const char *fmt, ...) {
@@ -97,36 +180,123 @@ static const Command *command_find(const char *name) {
 }
 
 typedef struct Arguments {
-        bool json;
-        bool help;
-        bool version;
-        char **positional;   /* command and its arguments, in order */
+        bool given[_OPT_MAX];
+        const char *value[_OPT_MAX];   /* of an option with an argument */
+        char **positional;             /* command and its arguments, in order */
         unsigned n_positional;
 } Arguments;
+
+/* "--to" as typed, or the "--to" of "--to=node2" (name_len set). */
+static const Option *option_find(const char *arg, size_t name_len, OptionId *ret) {
+        for (size_t i = 0; i < ELEMENTSOF(options); i++)
+                if ((strlen(options[i].name) == name_len && strncmp(options[i].name, arg, name_len) == 0) ||
+                    (options[i].alias && strlen(options[i].alias) == name_len &&
+                     strncmp(options[i].alias, arg, name_len) == 0)) {
+                        *ret = (OptionId) i;
+                        return options + i;
+                }
+        return NULL;
+}
 
 /* Options may stand anywhere, before or after the command: operators type
  * "ferryctl status --json" as often as "ferryctl --json status". Done by
  * hand rather than with getopt_long() so that this does not depend on glibc
  * permuting argv (POSIXLY_CORRECT turns that off). "--" ends the options,
- * for a node whose name starts with a dash. */
+ * for a node or VM whose name starts with a dash. An option's argument is
+ * the next word ("--to node2") or follows '=' ("--to=node2"). */
 static int parse_argv(int argc, char **argv, Arguments *a) {
         bool options_done = false;
 
         for (int i = 1; i < argc; i++) {
-                const char *arg = argv[i];
+                const char *arg = argv[i], *eq;
+                const Option *o;
+                OptionId id;
 
-                if (options_done || arg[0] != '-' || arg[1] == '\0')
+                if (options_done || arg[0] != '-' || arg[1] == '\0') {
                         a->positional[a->n_positional++] = argv[i];
-                else if (streq(arg, "--"))
+                        continue;
+                }
+                if (streq(arg, "--")) {
                         options_done = true;
-                else if (streq(arg, "--json"))
-                        a->json = true;
-                else if (streq(arg, "-h") || streq(arg, "--help"))
-                        a->help = true;
-                else if (streq(arg, "--version"))
-                        a->version = true;
-                else
+                        continue;
+                }
+
+                eq = strchr(arg, '=');
+                o = option_find(arg, eq ? (size_t) (eq - arg) : strlen(arg), &id);
+                if (!o)
                         return usage_error("unknown option '%s'", arg);
+
+                if (!o->arg) {
+                        if (eq)
+                                return usage_error("option '%s' takes no argument", o->name);
+                } else if (eq)
+                        a->value[id] = eq + 1;
+                else if (i + 1 < argc)
+                        a->value[id] = argv[++i];
+                else
+                        return usage_error("option '%s' needs an argument (%s)", o->name, o->arg);
+
+                a->given[id] = true;
+        }
+
+        return FERRYCTL_EXIT_SUCCESS;
+}
+
+/* "100M", "100M/s", "1.5G/s", "0": bytes per second, binary units. */
+static int parse_bandwidth(const char *s, uint64_t *ret) {
+        _cleanup_free_ char *copy = NULL;
+        size_t n = strlen(s);
+
+        copy = strdup(s);
+        if (!copy)
+                return -ENOMEM;
+        if (n > 2 && streq(copy + n - 2, "/s"))
+                copy[n - 2] = '\0';
+        return parse_size(copy, ret);
+}
+
+/* Checks the options against the command and turns them into its context. */
+static int make_context(const Command *cmd, const Arguments *a, CommandContext *ctx) {
+        int r;
+
+        for (size_t i = 0; i < _OPT_MAX; i++)
+                if (a->given[i] && !option_applies_to(options + i, cmd->name))
+                        return usage_error("option '%s' does not apply to '%s'", options[i].name, cmd->name);
+
+        *ctx = (CommandContext) {
+                .json = a->given[OPT_JSON],
+                .all = a->given[OPT_ALL],
+                .node = a->value[OPT_NODE],
+                .to = a->value[OPT_TO],
+                .check = a->given[OPT_CHECK],
+                .wait = a->given[OPT_WAIT],
+                .postcopy = a->given[OPT_POSTCOPY],
+                .auto_converge = a->given[OPT_AUTO_CONVERGE],
+        };
+
+        if (ctx->node && !*ctx->node)
+                return usage_error("--node needs a node name or id");
+        if (ctx->to && !*ctx->to)
+                return usage_error("--to needs a node name or id");
+
+        if (a->given[OPT_BANDWIDTH]) {
+                r = parse_bandwidth(a->value[OPT_BANDWIDTH], &ctx->bandwidth);
+                if (r == -ENOMEM) {
+                        print_error("out of memory");
+                        return FERRYCTL_EXIT_FAILURE;
+                }
+                if (r < 0)
+                        return usage_error("--bandwidth takes a size per second like 100M or 1.5G/s, not '%s'",
+                                           a->value[OPT_BANDWIDTH]);
+                ctx->bandwidth_set = true;
+        }
+
+        if (a->given[OPT_MAX_DOWNTIME]) {
+                if (parse_u32(a->value[OPT_MAX_DOWNTIME], &ctx->max_downtime_ms) < 0 ||
+                    ctx->max_downtime_ms == 0)
+                        return usage_error("--max-downtime takes a positive number of milliseconds, not '%s'",
+                                           a->value[OPT_MAX_DOWNTIME]);
+                ctx->max_downtime_set = true;
         }
 
         return FERRYCTL_EXIT_SUCCESS;
@@ -151,11 +321,11 @@ int main(int argc, char **argv) {
         if (r != FERRYCTL_EXIT_SUCCESS)
                 return r;
 
-        if (a.help) {
+        if (a.given[OPT_HELP]) {
                 help();
                 return finish_output(0);
         }
-        if (a.version) {
+        if (a.given[OPT_VERSION]) {
                 printf("ferryctl %s\n", FERRY_VERSION);
                 return finish_output(0);
         }
@@ -174,13 +344,14 @@ int main(int argc, char **argv) {
                 return usage_error("'%s' takes no arguments", cmd->name);
         }
 
+        r = make_context(cmd, &a, &ctx);
+        if (r != FERRYCTL_EXIT_SUCCESS)
+                return r;
+
         if (!cmd->run) {
                 help();
                 return finish_output(0);
         }
 
-        ctx = (CommandContext) {
-                .json = a.json,
-        };
         return cmd->run(&ctx, a.positional + 1, n_args);
 }

@@ -6,6 +6,7 @@
  * signature of a command. */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <systemd/sd-bus.h>
 
@@ -17,11 +18,33 @@ enum {
         FERRYCTL_EXIT_USAGE         = 2,
         FERRYCTL_EXIT_UNREACHABLE   = 3, /* no system bus, or ferryd not on it */
         FERRYCTL_EXIT_ACCESS_DENIED = 4,
-        FERRYCTL_EXIT_NO_SUCH_NODE  = 5,
+        FERRYCTL_EXIT_NOT_FOUND     = 5, /* no such node, VM or job */
+        FERRYCTL_EXIT_REFUSED       = 6, /* a pre-flight check refused the migration */
+        FERRYCTL_EXIT_CANCELLED     = 7, /* the job that was waited for was cancelled */
+        FERRYCTL_EXIT_INTERRUPTED   = 130, /* Ctrl-C while waiting; the job goes on */
 };
 
+/* ferryd answers a call that changes the replicated state once the change
+ * is committed on every member, after a polkit check that may wait for the
+ * operator to type a password and a commit that may wait out a membership
+ * change. sd-bus's default of 25 s is shorter than that can take. */
+#define FERRYCTL_COMMIT_TIMEOUT_USEC (60 * UINT64_C(1000000))
+
+/* The options of the command line, parsed and checked (ferryctl.c); each
+ * command reads those that apply to it and the others are unset. */
 typedef struct CommandContext {
         bool json;
+        bool all;                   /* jobs --all */
+        const char *node;           /* vms --node */
+        const char *to;             /* migrate --to; NULL: ferryd picks */
+        bool check;                 /* migrate --check */
+        bool wait;                  /* migrate --wait, job --wait */
+        bool postcopy;              /* migrate --postcopy */
+        bool auto_converge;         /* migrate --auto-converge */
+        bool bandwidth_set;
+        uint64_t bandwidth;         /* migrate --bandwidth, bytes/s */
+        bool max_downtime_set;
+        uint32_t max_downtime_ms;   /* migrate --max-downtime */
 } CommandContext;
 
 /* A command gets its arguments after the command name (already checked
@@ -35,6 +58,11 @@ int cmd_status(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_nodes(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_node(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_maintenance(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_vms(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_migrate(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_jobs(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_job(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_cancel(const CommandContext *ctx, char **args, unsigned n_args);
 
 /* Prints the usage error and the hint to --help; returns FERRYCTL_EXIT_USAGE. */
 int usage_error(const char *fmt, ...) _printf_(1, 2);

@@ -33,6 +33,22 @@ static int flush_result(FILE *f) {
 
 /* ---- human formatting ---- */
 
+static uint64_t clock_usec(clockid_t clock) {
+        struct timespec ts;
+
+        if (clock_gettime(clock, &ts) < 0)
+                return 0;
+        return (uint64_t) ts.tv_sec * UINT64_C(1000000) + (uint64_t) ts.tv_nsec / 1000;
+}
+
+uint64_t clock_realtime_usec(void) {
+        return clock_usec(CLOCK_REALTIME);
+}
+
+uint64_t clock_monotonic_usec(void) {
+        return clock_usec(CLOCK_MONOTONIC);
+}
+
 char *format_timestamp(char buf[static FORMAT_TIMESTAMP_MAX], uint64_t usec) {
         time_t sec = (time_t) (usec / UINT64_C(1000000));
         struct tm tm;
@@ -70,6 +86,22 @@ char *format_relative(char buf[static FORMAT_RELATIVE_MAX], uint64_t usec, uint6
                 }
 
         snprintf(buf, FORMAT_RELATIVE_MAX, "just now");
+        return buf;
+}
+
+char *format_duration(char buf[static FORMAT_DURATION_MAX], uint64_t usec) {
+        const uint64_t ms = usec / 1000, s = usec / UINT64_C(1000000);
+
+        if (s == 0)
+                snprintf(buf, FORMAT_DURATION_MAX, "%" PRIu64 "ms", ms);
+        else if (s < 60)
+                snprintf(buf, FORMAT_DURATION_MAX, "%" PRIu64 "s", s);
+        else if (s < 3600)
+                snprintf(buf, FORMAT_DURATION_MAX, "%" PRIu64 "min %" PRIu64 "s", s / 60, s % 60);
+        else if (s < 86400)
+                snprintf(buf, FORMAT_DURATION_MAX, "%" PRIu64 "h %" PRIu64 "min", s / 3600, s % 3600 / 60);
+        else
+                snprintf(buf, FORMAT_DURATION_MAX, "%" PRIu64 "d %" PRIu64 "h", s / 86400, s % 86400 / 3600);
         return buf;
 }
 

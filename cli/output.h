@@ -22,6 +22,11 @@ void print_error(const char *fmt, ...) _printf_(1, 2);
 /* Sizes are formatted by format_size() in common/strutil.h, the inverse of
  * the config parser's parse_size(). */
 
+/* Now, in µs: CLOCK_REALTIME (what ferryd's timestamps are in), and
+ * CLOCK_MONOTONIC for measuring intervals. 0 if the clock fails. */
+uint64_t clock_realtime_usec(void);
+uint64_t clock_monotonic_usec(void);
+
 /* "2026-11-21 23:59:41 UTC" in the local time zone, from CLOCK_REALTIME µs. */
 #define FORMAT_TIMESTAMP_MAX 64
 char *format_timestamp(char buf[static FORMAT_TIMESTAMP_MAX], uint64_t usec);
@@ -30,6 +35,10 @@ char *format_timestamp(char buf[static FORMAT_TIMESTAMP_MAX], uint64_t usec);
  * "2d ago"; "in the future" when the clocks disagree. */
 #define FORMAT_RELATIVE_MAX 32
 char *format_relative(char buf[static FORMAT_RELATIVE_MAX], uint64_t usec, uint64_t now_usec);
+
+/* A length of time: "850ms", "42s", "3min 12s", "1h 5min", "2d 3h". */
+#define FORMAT_DURATION_MAX 32
+char *format_duration(char buf[static FORMAT_DURATION_MAX], uint64_t usec);
 
 /* Number of code points of a UTF-8 string: what a terminal shows as its width
  * for the names and versions we print (no wide or combining characters). */

@@ -186,6 +186,31 @@ static void test_format_time(void) {
         check_str("format_timestamp", format_timestamp(ts, now), "2023-11-14 22:13:20 UTC");
 }
 
+static void test_format_duration(void) {
+        static const uint64_t S = UINT64_C(1000000);
+        static const struct {
+                uint64_t usec;
+                const char *out;
+        } cases[] = {
+                { 0,                                   "0ms" },
+                { 850000,                              "850ms" },
+                { S,                                   "1s" },
+                { 59 * S + 999999,                     "59s" },
+                { 72 * S,                              "1min 12s" },
+                { 3599 * S,                            "59min 59s" },
+                { 3900 * S,                            "1h 5min" },
+                { (2 * 86400 + 3 * 3600 + 59) * S,     "2d 3h" },
+                { UINT64_MAX,                          "213503982d 8h" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char buf[FORMAT_DURATION_MAX], what[64];
+
+                snprintf(what, sizeof(what), "format_duration case %zu", i);
+                check_str(what, format_duration(buf, cases[i].usec), cases[i].out);
+        }
+}
+
 static void print_table(FILE *f, const void *arg) {
         const Table *t = arg;
 
@@ -266,6 +291,12 @@ static void test_value_format(void) {
                 { { .type = VALUE_UINT, .u = now - 12 * UINT64_C(1000000) }, FORMAT_TIMESTAMP, "2023-11-14 22:13:08 UTC (12s ago)" },
                 { { .type = VALUE_STRV, .strv = features },                 FORMAT_PLAIN,     "avx avx2 sse4_2" },
                 { { .type = VALUE_STRV, .strv = empty },                    FORMAT_PLAIN,     "-" },
+                { { .type = VALUE_UINT, .u = UINT64_C(117440512) },         FORMAT_RATE,      "112.0M/s" },
+                { { .type = VALUE_UINT, .u = 0 },                           FORMAT_RATE,      "0/s" },
+                { { .type = VALUE_UINT, .u = 45 },                          FORMAT_MSEC,      "45 ms" },
+                { { .type = VALUE_UINT, .u = 125 },                         FORMAT_PERMILLE,  "12.5%" },
+                { { .type = VALUE_UINT, .u = 1500 },                        FORMAT_PERMILLE,  "150.0%" },
+                { { .type = VALUE_UINT, .u = 0 },                           FORMAT_PERMILLE,  "0.0%" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -314,6 +345,7 @@ int main(void) {
         test_json_string();
         test_json_writer();
         test_format_time();
+        test_format_duration();
         test_table();
         test_utf8_width();
         test_value_format();

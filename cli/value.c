@@ -81,6 +81,7 @@ static char *format_timestamp_and_age(uint64_t usec, uint64_t now_usec) {
 char *value_format(const Value *v, ValueFormat format, uint64_t now_usec) {
         char buf[32];
         char *s;
+        int r;
 
         switch (v->type) {
         case VALUE_UNSET:
@@ -93,13 +94,26 @@ char *value_format(const Value *v, ValueFormat format, uint64_t now_usec) {
                 return strdup(v->b ? "yes" : "no");
 
         case VALUE_UINT:
-                if (format == FORMAT_BYTES)
+                switch (format) {
+                case FORMAT_BYTES:
                         return strdup(format_size(buf, sizeof(buf), v->u));
-                if (format == FORMAT_TIMESTAMP)
+                case FORMAT_TIMESTAMP:
                         return format_timestamp_and_age(v->u, now_usec);
-                if (asprintf(&s, "%" PRIu64, v->u) < 0)
-                        return NULL;
-                return s;
+                case FORMAT_RATE:
+                        r = asprintf(&s, "%s/s", format_size(buf, sizeof(buf), v->u));
+                        break;
+                case FORMAT_MSEC:
+                        r = asprintf(&s, "%" PRIu64 " ms", v->u);
+                        break;
+                case FORMAT_PERMILLE:
+                        r = asprintf(&s, "%" PRIu64 ".%" PRIu64 "%%", v->u / 10, v->u % 10);
+                        break;
+                case FORMAT_PLAIN:
+                default:
+                        r = asprintf(&s, "%" PRIu64, v->u);
+                        break;
+                }
+                return r < 0 ? NULL : s;
 
         case VALUE_INT:
                 if (asprintf(&s, "%" PRIi64, v->i) < 0)

@@ -45,6 +45,9 @@ typedef enum ValueFormat {
         FORMAT_PLAIN,      /* strings as they are, bool yes/no, numbers decimal, lists space-separated */
         FORMAT_BYTES,      /* "23.4G", see format_size() */
         FORMAT_TIMESTAMP,  /* CLOCK_REALTIME µs: "2026-11-21 23:59:41 UTC (12s ago)", 0 is "never" */
+        FORMAT_RATE,       /* bytes per second: "112.0M/s" */
+        FORMAT_MSEC,       /* milliseconds: "45 ms" */
+        FORMAT_PERMILLE,   /* ‰ as a percentage: 125 is "12.5%" */
 } ValueFormat;
 
 /* Human text for v, newly allocated; "-" when unset or empty. NULL on OOM. */

@@ -37,10 +37,10 @@ int method_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(reply, 'a', "(sssusttu)");
+        r = sd_bus_message_open_container(reply, 'a', "(ssssuttu)");
         for (size_t i = 0; r >= 0 && s && i < s->n_vms; i++) {
                 const VmRecord *v = &s->vms[i];
-                r = sd_bus_message_append(reply, "(sssusttu)", v->name, node_name(d, v->node),
+                r = sd_bus_message_append(reply, "(ssssuttu)", v->name, node_name(d, v->node),
                                           vm_state_to_string(v->state), v->uuid ? v->uuid : "", v->vcpus,
                                           v->memory, v->dirty_rate, v->cpu_use_permille);
         }
@@ -425,8 +425,12 @@ static void job_fingerprint(Daemon *d, const JobRecord *j, char out[STATE_DIGEST
         writer_put_u8(&w, (uint8_t) j->state);
         writer_put_bool(&w, j->cancel_requested);
         writer_put_u32(&w, state_job_queue_position(replica_state(d->replica), j->id));
+        writer_put_u64(&w, j->progress.memory_total);
         writer_put_u64(&w, j->progress.memory_processed);
         writer_put_u64(&w, j->progress.memory_remaining);
+        writer_put_u64(&w, j->progress.rate);
+        writer_put_u64(&w, j->progress.dirty_rate);
+        writer_put_u64(&w, j->progress.downtime_ms);
         writer_put_u32(&w, j->progress.iteration);
         writer_put_u8(&w, (uint8_t) j->progress.phase);
         writer_put_u64(&w, j->finished_at);

@@ -231,7 +231,7 @@ static const sd_bus_vtable cluster_vtable[] = {
                                 method_get_node, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetMaintenance", SD_BUS_ARGS("s", name_or_id, "b", enabled), SD_BUS_NO_RESULT,
                                 method_set_maintenance, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ListVms", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssusttu)", vms),
+        SD_BUS_METHOD_WITH_ARGS("ListVms", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssuttu)", vms),
                                 method_list_vms, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CheckMigration", SD_BUS_ARGS("s", vm, "s", destination),
                                 SD_BUS_RESULT("s", destination, "a(sbs)", checks),
