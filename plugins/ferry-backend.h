@@ -26,7 +26,13 @@
  *
  * Versioning: adding a hook at the end of the struct, or a field at the end
  * of a struct that carries its own size (struct_size), is compatible and
- * keeps abi_version; anything else bumps it. */
+ * keeps abi_version; anything else bumps it. The caller always sets
+ * struct_size, on input and output structs alike (0 counts as the whole
+ * struct of this header); a backend fills at most that much.
+ *
+ * Restarts: a backend must settle, by itself, migrations whose driving
+ * ferryd died (see plugins/sim/README.md for the rules the model follows);
+ * ferryd then reconciles its jobs from list_vms(). */
 
 #include <stdbool.h>
 #include <stddef.h>
