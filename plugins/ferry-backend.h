@@ -150,7 +150,9 @@ typedef struct FerryBackendOps {
         /* Optional (NULL = not supported). */
 
         /* 0 if the VM's CPU is accepted by the destination, -ENOTSUP with a
-         * reason if not, another negative errno on failure to decide. */
+         * reason if not (on Linux the same number as -EOPNOTSUPP), -ENOSYS
+         * if this hypervisor cannot compare, another negative errno on
+         * failure to decide. */
         int (*cpu_compatible)(void *ctx, const char *vm, const char *destination_uri, FerryError *error);
 
         /* Starts a live migration and returns at once with a handle. */

@@ -219,3 +219,33 @@ wait_same_digest() {
         sleep 0.2
     done
 }
+
+# ---------------------------------------------------------------- libvirt
+
+# require_libvirt: skip (77) unless libvirtd and QEMU can run here,
+# installing the packages first if they are missing.
+require_libvirt() {
+    local t missing=0
+    for t in libvirtd virtlogd virsh qemu-system-x86_64 gcc ld; do
+        command -v "$t" >/dev/null 2>&1 || missing=1
+    done
+    if ((missing)); then
+        info "libvirt tools missing: tests/install-deps libvirt"
+        "$REPO/tests/install-deps" libvirt || skip "libvirt packages missing and could not be installed"
+        for t in libvirtd virtlogd virsh qemu-system-x86_64 gcc ld; do
+            command -v "$t" >/dev/null 2>&1 || skip "needs $t"
+        done
+    fi
+    libvirtd --version >/dev/null 2>&1 || skip "libvirtd does not run here"
+    local out
+    out=$(timeout 20 qemu-system-x86_64 -machine none -accel tcg -nodefaults -display none \
+        -S -monitor stdio <<<quit 2>&1) || skip "QEMU does not run here: $out"
+}
+
+# vm_state NODE NAME: the guest's state as NODE's libvirtd reports it
+# ("running", "shut off", ...), or "absent".
+vm_state() {
+    local out
+    out=$("$TESTBED" vm "$1" list --json) || fail "testbed vm $1 list failed"
+    jq -r --arg n "$2" '(.[] | select(.name == $n) | .state) // "absent"' <<<"$out"
+}

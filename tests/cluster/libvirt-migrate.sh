@@ -26,21 +26,7 @@ testbed_setup ft-libvirt
 
 # ---------------------------------------------------------------- can we?
 
-libvirt_tools=(libvirtd virtlogd virsh qemu-system-x86_64 gcc ld)
-have_libvirt_tools() {
-    local t
-    for t in "${libvirt_tools[@]}"; do
-        command -v "$t" >/dev/null 2>&1 || return 1
-    done
-}
-if ! have_libvirt_tools; then
-    info "libvirt tools missing: tests/install-deps libvirt"
-    "$REPO/tests/install-deps" libvirt || skip "libvirt packages missing and could not be installed"
-    have_libvirt_tools || skip "needs ${libvirt_tools[*]}"
-fi
-libvirtd --version >/dev/null 2>&1 || skip "libvirtd does not run here"
-qemu_out=$(timeout 20 qemu-system-x86_64 -machine none -accel tcg -nodefaults -display none \
-    -S -monitor stdio <<<quit 2>&1) || skip "QEMU does not run here: $qemu_out"
+require_libvirt
 
 # ---------------------------------------------------------------- helpers
 
@@ -62,14 +48,6 @@ test_cleanup() {
 }
 
 TB_DIR=${FERRY_TESTBED_DIR:-/tmp/$FERRY_TESTBED_NAME}
-
-# vm_state NODE NAME: the guest's state as NODE's libvirtd reports it
-# ("running", "shut off", ...), or "absent".
-vm_state() {
-    local out
-    out=$(tb vm "$1" list --json) || fail "testbed vm $1 list failed"
-    jq -r --arg n "$2" '(.[] | select(.name == $n) | .state) // "absent"' <<<"$out"
-}
 
 assert_runs_on() {
     local name=$1 on=$2 off=$3 s
