@@ -148,6 +148,32 @@ static void propose_update(Runner *r, LocalMigration *m, const FerryMigrateProgr
         }
 }
 
+/* The convergence policy of a job: defaults scaled to the VM's memory, the
+ * operator's first downtime step and what they allowed. */
+static void init_convergence(Runner *r, LocalMigration *m, const JobRecord *j) {
+        const ClusterState *s = replica_state(r->daemon->replica);
+        Backend *b = r->daemon->backend;
+        const VmRecord *vm = state_find_vm(s, j->vm, j->source);
+        ConvergencePolicy policy;
+
+        convergence_policy_default(&policy, vm ? vm->memory : 0);
+        if (j->options.max_downtime_ms > 0) {
+                /* The operator's value is the first step; the default steps
+                 * above it stay on the ladder. */
+                uint32_t ladder[CONVERGENCE_STEPS_MAX];
+                size_t w = 0;
+                ladder[w++] = j->options.max_downtime_ms;
+                for (size_t i = 0; i < policy.n_downtime_steps && w < CONVERGENCE_STEPS_MAX; i++)
+                        if (policy.downtime_steps_ms[i] > j->options.max_downtime_ms)
+                                ladder[w++] = policy.downtime_steps_ms[i];
+                memcpy(policy.downtime_steps_ms, ladder, w * sizeof(uint32_t));
+                policy.n_downtime_steps = w;
+        }
+        policy.auto_converge_allowed = j->options.auto_converge_allowed;
+        policy.postcopy_allowed = j->options.postcopy_allowed && b->ops->migrate_start_postcopy;
+        convergence_init(&m->convergence, &policy, now_monotonic());
+}
+
 static void start_job(Runner *r, const JobRecord *j) {
         Daemon *d = r->daemon;
         Backend *b = d->backend;
@@ -186,24 +212,9 @@ static void start_job(Runner *r, const JobRecord *j) {
                                     j->vm, dst->facts.backend_uri, err.message);
         }
 
-        ConvergencePolicy policy;
-        const VmRecord *vm = state_find_vm(s, j->vm, j->source);
-        convergence_policy_default(&policy, vm ? vm->memory : 0);
-        if (j->options.max_downtime_ms > 0) {
-                /* The operator's value is the first step; the default steps
-                 * above it stay on the ladder. */
-                uint32_t ladder[CONVERGENCE_STEPS_MAX];
-                size_t w = 0;
-                ladder[w++] = j->options.max_downtime_ms;
-                for (size_t i = 0; i < policy.n_downtime_steps && w < CONVERGENCE_STEPS_MAX; i++)
-                        if (policy.downtime_steps_ms[i] > j->options.max_downtime_ms)
-                                ladder[w++] = policy.downtime_steps_ms[i];
-                memcpy(policy.downtime_steps_ms, ladder, w * sizeof(uint32_t));
-                policy.n_downtime_steps = w;
-        }
-        policy.auto_converge_allowed = j->options.auto_converge_allowed;
-        policy.postcopy_allowed = j->options.postcopy_allowed && b->ops->migrate_start_postcopy;
-        convergence_init(&m->convergence, &policy, now_monotonic());
+        init_convergence(r, m, j);
+        bool postcopy_allowed = m->convergence.policy.postcopy_allowed;
+        bool auto_converge_allowed = m->convergence.policy.auto_converge_allowed;
 
         FerryMigrateParams params = {
                 .struct_size = sizeof(FerryMigrateParams),
@@ -213,7 +224,7 @@ static void start_job(Runner *r, const JobRecord *j) {
                                      dst->facts.migration_address : NULL,
                 .bandwidth = j->options.bandwidth,
                 .max_downtime_ms = convergence_initial_downtime(&m->convergence),
-                .postcopy_allowed = policy.postcopy_allowed,
+                .postcopy_allowed = postcopy_allowed,
         };
         k = b->ops->migrate_start(b->ctx, j->vm, &params, &m->handle, &err);
         if (k < 0) {
@@ -226,8 +237,8 @@ static void start_job(Runner *r, const JobRecord *j) {
         log_info("Job %" PRIu64 ": live-migrating %s to %s (%s), downtime %u ms", j->id, j->vm, dst->facts.name,
                  dst->facts.backend_uri, (unsigned) params.max_downtime_ms);
         snprintf(m->log_line, sizeof(m->log_line), "started: to %s, max downtime %u ms%s%s", dst->facts.name,
-                 (unsigned) params.max_downtime_ms, policy.auto_converge_allowed ? ", auto-converge allowed" : "",
-                 policy.postcopy_allowed ? ", post-copy allowed" : "");
+                 (unsigned) params.max_downtime_ms, auto_converge_allowed ? ", auto-converge allowed" : "",
+                 postcopy_allowed ? ", post-copy allowed" : "");
         FerryMigrateProgress p = { .struct_size = sizeof(p), .phase = FERRY_MIGRATE_SETUP,
                                    .started_usec = now_realtime() };
         m->last = p;
@@ -274,8 +285,27 @@ static void reconcile_job(Runner *r, const JobRecord *j) {
                         migrating = local.vms[i].state == VM_MIGRATING;
                 }
         node_vms_command_done(&local);
-        if (migrating)
-                return;         /* still in flight in the hypervisor: look again later */
+        if (migrating) {
+                /* Still in flight in the hypervisor, started by the ferryd
+                 * before us: take it over if the backend can, so that the
+                 * policy, cancel and the outcome work again; else look
+                 * again later. */
+                void *handle = NULL;
+                if (!d->backend->ops->migrate_adopt ||
+                    d->backend->ops->migrate_adopt(d->backend->ctx, j->vm, &handle, &err) < 0)
+                        return;
+                m = add_local(r, j);
+                if (!m) {
+                        if (d->backend->ops->migrate_release)
+                                d->backend->ops->migrate_release(d->backend->ctx, handle);
+                        return;
+                }
+                m->handle = handle;
+                init_convergence(r, m, j);
+                snprintf(m->log_line, sizeof(m->log_line), "re-attached to the hypervisor's migration after a restart");
+                log_notice("Job %" PRIu64 " (%s): re-attached to the migration in flight", j->id, j->vm);
+                return;
+        }
 
         m = add_local(r, j);
         if (!m)

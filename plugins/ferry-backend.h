@@ -175,6 +175,12 @@ typedef struct FerryBackendOps {
         int (*volume_release)(void *ctx, const char *volume, const char *backing, uint64_t epoch, FerryError *error);
         /* 1 if this host holds (has open / mounted) the volume, 0 if not. */
         int (*volume_held)(void *ctx, const char *volume, const char *backing, FerryError *error);
+
+        /* Takes over an outgoing live migration of `vm` that this backend
+         * instance did not start (the ferryd that started it died): returns
+         * a handle that migrate_progress/abort/set_max_downtime/release
+         * accept. -ENOENT if no migration of vm is in flight. */
+        int (*migrate_adopt)(void *ctx, const char *vm, void **ret_handle, FerryError *error);
 } FerryBackendOps;
 
 /* Compares dotted version strings numerically ("9.0.0" < "10.0"). */
