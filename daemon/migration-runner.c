@@ -461,6 +461,18 @@ void runner_state_changed(Runner *r) {
 
         for (size_t i = 0; i < s->n_jobs; i++) {
                 const JobRecord *j = &s->jobs[i];
+                if (j->destination == d->node_id && job_state_holds_slot(j->state) &&
+                    !replica_is_member(d->replica, j->source) && state_find_vm(s, j->vm, d->node_id) &&
+                    !find_local(r, j->id)) {
+                        /* The source left, and the VM runs here (our own
+                         * inventory says so): past the point of no return.
+                         * Only "completed" is ours to declare. */
+                        LocalMigration *m = add_local(r, j);
+                        if (m)
+                                propose_finish(r, m, JOB_COMPLETED, NULL, NULL,
+                                               "the source left the cluster; the VM runs on the destination");
+                        continue;
+                }
                 if (j->source != d->node_id || find_local(r, j->id))
                         continue;
                 if (j->state == JOB_GRANTED && !j->cancel_requested) {

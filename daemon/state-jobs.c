@@ -381,8 +381,17 @@ int state_apply_job_update(ClusterState *s, uint32_t sender, const JobUpdateComm
  * confirm it. */
 static int move_vm_record(ClusterState *s, const JobRecord *j) {
         VmRecord *v = (VmRecord *) state_find_vm(s, j->vm, j->source);
-        if (!v || state_find_vm(s, j->vm, j->destination))
+        if (!v)
                 return 0;
+        if (state_find_vm(s, j->vm, j->destination)) {
+                /* The destination already reports it: the source's record
+                 * is stale (the source may be gone and never republish). */
+                size_t i = (size_t) (v - s->vms);
+                vm_record_done(v);
+                memmove(&s->vms[i], &s->vms[i + 1], (s->n_vms - i - 1) * sizeof(VmRecord));
+                s->n_vms--;
+                return 0;
+        }
         v->node = j->destination;
         v->state = VM_RUNNING;
         /* (name, node) order may have changed for this one entry. */
@@ -401,10 +410,22 @@ static int move_vm_record(ClusterState *s, const JobRecord *j) {
 }
 
 int state_apply_job_finish(ClusterState *s, uint32_t sender, const JobFinishCommand *c) {
-        JobRecord *j;
-        int r = check_source_update(s, sender, c->id, &j);
-        if (r < 0)
-                return r;
+        JobRecord *j = find_job(s, c->id);
+        int r;
+
+        /* The destination may close a job only as completed, and only once
+         * its own published inventory shows the VM: that is how a job ends
+         * whose source left the cluster after the point of no return. */
+        if (j && sender == j->destination && sender != j->source) {
+                if (job_state_is_final(j->state))
+                        return -EALREADY;
+                if (c->result != JOB_COMPLETED || j->state == JOB_QUEUED || !state_find_vm(s, j->vm, sender))
+                        return -EPERM;
+        } else {
+                r = check_source_update(s, sender, c->id, &j);
+                if (r < 0)
+                        return r;
+        }
         if (append_log(j, c->log_line) < 0)
                 return -ENOMEM;
         free(j->error);

@@ -16,8 +16,13 @@
  * A job that does not fit yet stays queued; later jobs that fit may pass it.
  *
  * Life of a job: QUEUED → GRANTED (slot held) → RUNNING (the source started
- * the hypervisor migration) → COMPLETED | FAILED | CANCELLED. Only the
- * source node reports progress and outcome. A cancel of a queued job ends it
+ * the hypervisor migration) → COMPLETED | FAILED | CANCELLED. The source
+ * node reports progress and outcome; the destination may only declare a
+ * job completed, once its own inventory shows the VM (the source may have
+ * left the cluster after the point of no return). A job whose source is
+ * gone and whose VM is not on the destination stays open: only the source
+ * can say the VM is not running there, so its slot is held until it
+ * returns (or, with issue #4, is confirmed fenced). A cancel of a queued job ends it
  * at once; of a granted or running one, it asks the source to abort. */
 
 #include <stdbool.h>
@@ -130,8 +135,9 @@ int job_finish_command_decode(Reader *r, JobFinishCommand *ret);
  *           -EINVAL source == destination or bad values,
  *           -EBUSY the VM already has an active job,
  *           -EHOSTDOWN the destination is in maintenance;
- *   update/finish: -ENOENT unknown job, -EPERM sender is not the source,
- *           -EALREADY the job already ended;
+ *   update/finish: -ENOENT unknown job, -EPERM sender is not the source
+ *           (nor the destination declaring completion with the VM in its
+ *           inventory), -EALREADY the job already ended;
  *   cancel: -ENOENT unknown job, -EALREADY the job already ended. */
 int state_apply_job_submit(ClusterState *s, uint32_t sender, const JobSubmitCommand *c);
 int state_apply_job_update(ClusterState *s, uint32_t sender, const JobUpdateCommand *c);

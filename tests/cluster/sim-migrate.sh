@@ -152,4 +152,18 @@ assert_eq 0 "$RC" "migration on the same pair after the restart (stderr: $ERR)"
 assert_eq node1 "$(vm_node small1)" "where small1 runs"
 wait_same_digest 20 node1 node2 node3 node4
 
+info "the source's ferryd gone for good in post-copy: the destination closes the job"
+run ctl node3 --json migrate hot --to node1 --postcopy
+assert_eq 0 "$RC" "exit code of migrate hot back (stderr: $ERR)"
+job=$(jq -r .id <<<"$OUT")
+tb_wait --timeout 60 --cmd "job $job" node3 '.phase == "postcopy"'
+tb kill node2 ferryd
+tb_wait --timeout 60 --cmd "job $job" node3 '.state == "completed"'
+assert_match 'source left the cluster' "$(ctl node3 --json job "$job" | jq -r '.log | join("\n")')" "job log"
+assert_eq node1 "$(vm_node hot)" "where hot runs"
+tb_wait --timeout 10 --cmd vms node4 '[.[] | select(.name == "hot")] | length == 1 and .[0].node == "node1"'
+tb start node2 ferryd
+tb wait-ready --timeout 60 --members 4 || fail "node2 did not come back"
+wait_same_digest 20 node1 node2 node3 node4
+
 info "PASS"

@@ -168,6 +168,37 @@ static void test_pair_and_node_limits(void) {
         cluster_state_free(s);
 }
 
+static void test_destination_may_only_complete_with_the_vm(void) {
+        ClusterState *s = cluster_state_new();
+        add_node(s, 1, 2, 2, 0);
+        add_node(s, 2, 2, 2, 0);
+        add_vms(s, 1, 1);
+        CHECK_EQ_INT(submit(s, 1, "vm-1-0", 1, 2), 1);
+        CHECK_EQ_INT(update(s, 1, 1), 1);
+        /* Not in node2's inventory yet: node2 may not close the job. */
+        CHECK_EQ_INT(finish(s, 2, 1, JOB_COMPLETED), -EPERM);
+        /* node2 reports the VM (the source is gone, post-copy finished). */
+        VmRecord v = { .name = (char *) "vm-1-0", .uuid = (char *) "", .state = VM_RUNNING, .memory = 1 };
+        Command c = { .type = COMMAND_NODE_VMS };
+        c.node_vms = (NodeVmsCommand) { .node = 2, .n_vms = 1, .vms = &v };
+        CHECK_EQ_INT(cluster_state_apply(s, 2, &c), 1);
+        /* Still only "completed" is the destination's to say. */
+        CHECK_EQ_INT(finish(s, 2, 1, JOB_FAILED), -EPERM);
+        CHECK_EQ_INT(finish(s, 2, 1, JOB_COMPLETED), 1);
+        CHECK_EQ_INT(state_of(s, 1), JOB_COMPLETED);
+        size_t count;
+        CHECK(state_find_vm_any(s, "vm-1-0", &count));
+        CHECK_EQ_INT(count, 1);         /* the source's stale record is gone */
+        CHECK(state_find_vm(s, "vm-1-0", 2));
+        CHECK_EQ_INT(finish(s, 1, 1, JOB_FAILED), -EALREADY);
+        /* A third node may never close it. */
+        add_node(s, 3, 2, 2, 0);
+        add_vms(s, 3, 1);
+        CHECK_EQ_INT(submit(s, 3, "vm-3-0", 3, 1), 1);
+        CHECK_EQ_INT(finish(s, 2, 2, JOB_COMPLETED), -EPERM);
+        cluster_state_free(s);
+}
+
 static void test_maintenance_destination_refused(void) {
         ClusterState *s = cluster_state_new();
         add_node(s, 1, 2, 2, 0);
@@ -340,6 +371,7 @@ int main(void) {
         static const TestCase tests[] = {
                 { "pair and node limits, permissions, cancel", test_pair_and_node_limits },
                 { "maintenance destination refused", test_maintenance_destination_refused },
+                { "the destination may only complete, with the VM", test_destination_may_only_complete_with_the_vm },
                 { "cluster-wide cap", test_cluster_cap },
                 { "random load on 16 nodes", test_random_load_16_nodes },
                 { "encode roundtrip with jobs", test_encode_roundtrip_with_jobs },
