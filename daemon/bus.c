@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "message.h"
+#include "bus-drain.h"
 #include "bus-migration.h"
 #include "polkit.h"
 
@@ -240,6 +241,12 @@ static const sd_bus_vtable cluster_vtable[] = {
                                 SD_BUS_RESULT("o", job), method_migrate, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CancelJob", SD_BUS_ARGS("t", id), SD_BUS_NO_RESULT,
                                 method_cancel_job, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Drain", SD_BUS_ARGS("s", node, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_drain, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Undrain", SD_BUS_ARGS("s", node, "b", keep_maintenance), SD_BUS_NO_RESULT,
+                                method_undrain, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PlanDrain", SD_BUS_ARGS("s", node), SD_BUS_RESULT("s", status, "a(ssss)", entries),
+                                method_plan_drain, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 
@@ -295,6 +302,8 @@ static int node_property(sd_bus *bus, const char *path, const char *interface, c
                 return sd_bus_message_append(reply, "s", str_or_empty(f->hypervisor_version));
         if (streq(property, "FactsUpdatedAt"))
                 return sd_bus_message_append(reply, "t", f->updated_at);
+        if (strncmp(property, "Drain", 5) == 0)
+                return bus_drain_node_property(userdata, v.id, property, reply);
         if (streq(property, "CpuFeatures")) {
                 _cleanup_free_ char *copy = strdup(str_or_empty(f->cpu_features));
                 int r;
@@ -344,6 +353,10 @@ static const sd_bus_vtable node_vtable[] = {
         NODE_PROPERTY("HypervisorName", "s"),
         NODE_PROPERTY("HypervisorVersion", "s"),
         NODE_PROPERTY("FactsUpdatedAt", "t"),
+        NODE_PROPERTY("DrainMode", "s"),
+        NODE_PROPERTY("DrainState", "s"),
+        NODE_PROPERTY("DrainRemaining", "u"),
+        NODE_PROPERTY("DrainBlockers", "a(ss)"),
         SD_BUS_METHOD_WITH_ARGS("SetMaintenance", SD_BUS_ARGS("b", enabled), SD_BUS_NO_RESULT,
                                 method_node_set_maintenance, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
@@ -396,6 +409,9 @@ static void node_fingerprint(Daemon *d, const NodeView *v, char out[STATE_DIGEST
         writer_put_bool(&w, v->online);
         writer_put_bool(&w, v->quorate);
         writer_put_bool(&w, v->record && v->record->maintenance);
+        char drain[128];
+        bus_drain_fingerprint(d, v->id, drain, sizeof(drain));
+        writer_put_string(&w, drain);
         if (v->record) {
                 ClusterState one = { .n_nodes = 1, .nodes = (NodeRecord *) v->record };
                 (void) cluster_state_encode(&one, &w);

@@ -172,6 +172,7 @@ const char *command_type_to_string(CommandType t) {
         case COMMAND_JOB_UPDATE: return "job-update";
         case COMMAND_JOB_FINISH: return "job-finish";
         case COMMAND_JOB_CANCEL: return "job-cancel";
+        case COMMAND_SET_DRAIN: return "set-drain";
         default: return "unknown";
         }
 }
@@ -201,6 +202,11 @@ int command_encode(const Command *c, Writer *w) {
                 break;
         case COMMAND_JOB_CANCEL:
                 writer_put_u64(w, c->job_cancel.id);
+                break;
+        case COMMAND_SET_DRAIN:
+                writer_put_u32(w, c->set_drain.node);
+                writer_put_u8(w, (uint8_t) c->set_drain.mode);
+                writer_put_bool(w, c->set_drain.clear_maintenance);
                 break;
         default:
                 return -EINVAL;
@@ -246,6 +252,13 @@ int command_decode(Reader *r, Command *ret) {
                 break;
         case COMMAND_JOB_CANCEL:
                 c.job_cancel.id = reader_get_u64(r);
+                break;
+        case COMMAND_SET_DRAIN:
+                c.set_drain.node = reader_get_u32(r);
+                c.set_drain.mode = (DrainMode) reader_get_u8(r);
+                c.set_drain.clear_maintenance = reader_get_bool(r);
+                if (c.set_drain.mode >= _DRAIN_MODE_MAX)
+                        return -EBADMSG;
                 break;
         default:
                 /* Unknown command types are refused, not skipped: skipping
@@ -380,6 +393,31 @@ static int apply_set_maintenance(ClusterState *s, const Command *c) {
         return 1;
 }
 
+static int apply_set_drain(ClusterState *s, const Command *c) {
+        bool found;
+        size_t i = node_index(s, c->set_drain.node, &found);
+        NodeRecord *n;
+
+        if (!found)
+                return -ENOENT;
+        n = &s->nodes[i];
+        if (c->set_drain.mode != DRAIN_NONE) {
+                /* Draining implies maintenance: nothing new may arrive. */
+                if (n->drain == c->set_drain.mode && n->maintenance)
+                        return 0;
+                n->drain = c->set_drain.mode;
+                n->maintenance = true;
+        } else {
+                bool maintenance = c->set_drain.clear_maintenance ? false : n->maintenance;
+                if (n->drain == DRAIN_NONE && n->maintenance == maintenance)
+                        return 0;
+                n->drain = DRAIN_NONE;
+                n->maintenance = maintenance;
+        }
+        s->commit++;
+        return 1;
+}
+
 int cluster_state_apply(ClusterState *s, uint32_t sender, const Command *c) {
         switch (c->type) {
         case COMMAND_NODE_FACTS:
@@ -396,13 +434,15 @@ int cluster_state_apply(ClusterState *s, uint32_t sender, const Command *c) {
                 return state_apply_job_finish(s, sender, &c->job_finish);
         case COMMAND_JOB_CANCEL:
                 return state_apply_job_cancel(s, sender, c->job_cancel.id);
+        case COMMAND_SET_DRAIN:
+                return apply_set_drain(s, c);
         default:
                 return -EINVAL;
         }
 }
 
 /* Format version of the canonical encoding (and of the persisted file). */
-#define STATE_ENCODING_VERSION 2
+#define STATE_ENCODING_VERSION 3
 
 int cluster_state_encode(const ClusterState *s, Writer *w) {
         writer_put_u32(w, STATE_ENCODING_VERSION);
@@ -412,6 +452,7 @@ int cluster_state_encode(const ClusterState *s, Writer *w) {
         for (size_t i = 0; i < s->n_nodes; i++) {
                 writer_put_u32(w, s->nodes[i].id);
                 writer_put_bool(w, s->nodes[i].maintenance);
+                writer_put_u8(w, (uint8_t) s->nodes[i].drain);
                 node_facts_encode(&s->nodes[i].facts, w);
         }
         state_vms_encode(s, w);
@@ -443,7 +484,8 @@ int cluster_state_decode(Reader *r, ClusterState **ret) {
                 NodeRecord *rec = &s->nodes[i];
                 rec->id = reader_get_u32(r);
                 rec->maintenance = reader_get_bool(r);
-                if (node_facts_decode(r, &rec->facts) < 0)
+                rec->drain = (DrainMode) reader_get_u8(r);
+                if (rec->drain >= _DRAIN_MODE_MAX || node_facts_decode(r, &rec->facts) < 0)
                         goto bad;
                 s->n_nodes++;
                 /* The canonical form is sorted by id without duplicates;

@@ -61,9 +61,19 @@ typedef struct NodeFacts {
         uint32_t max_cluster;           /* 0 = no cluster-wide cap */
 } NodeFacts;
 
+/* What an operator asked of a node being drained, and what to do with VMs
+ * that cannot move. The drain's progress is derived (policies/drain.c). */
+typedef enum DrainMode {
+        DRAIN_NONE = 0,
+        DRAIN_FAIL_ON_BLOCKERS = 1,     /* move what can move; report the rest as blocking */
+        DRAIN_LEAVE_BLOCKERS = 2,       /* move what can move; leave the rest running */
+        _DRAIN_MODE_MAX,
+} DrainMode;
+
 typedef struct NodeRecord {
         uint32_t id;
         bool maintenance;
+        DrainMode drain;
         NodeFacts facts;
 } NodeRecord;
 
@@ -93,6 +103,7 @@ typedef enum CommandType {
         COMMAND_JOB_UPDATE = 5,         /* the source reports a running job's progress */
         COMMAND_JOB_FINISH = 6,         /* the source reports a job's outcome */
         COMMAND_JOB_CANCEL = 7,         /* cancel a queued job, or ask the source to abort */
+        COMMAND_SET_DRAIN = 8,          /* start (maintenance on) or end a node's drain */
         _COMMAND_TYPE_MAX,
 } CommandType;
 
@@ -114,6 +125,11 @@ typedef struct Command {
                 struct {
                         uint64_t id;
                 } job_cancel;
+                struct {
+                        uint32_t node;
+                        DrainMode mode;                 /* DRAIN_NONE: undrain */
+                        bool clear_maintenance;         /* with undrain */
+                } set_drain;
         };
 } Command;
 

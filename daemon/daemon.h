@@ -45,6 +45,9 @@ typedef struct Daemon {
         sd_event_source *facts_timer;
         bool facts_proposal_pending;
         uint64_t facts_proposal_seq;
+        uint64_t *drain_seqs;                   /* our own JOB_SUBMITs for the drain, in flight */
+        size_t n_drain_seqs;
+        unsigned drain_last_status;
         sd_event_source *inventory_timer;
         bool inventory_proposal_pending;
         uint64_t inventory_proposal_seq;

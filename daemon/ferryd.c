@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "drain-driver.h"
 #include "daemon.h"
 #include "facts.h"
 #include "ferry-build.h"
@@ -153,7 +154,7 @@ int daemon_propose_for_call(Daemon *d, const Command *c, sd_bus_message *m, Pend
         return 1;
 }
 
-static void finish_pending_call(Daemon *d, uint64_t seq, int result) {
+static bool finish_pending_call(Daemon *d, uint64_t seq, int result) {
         for (PendingCall **pp = &d->pending_calls; *pp; pp = &(*pp)->next) {
                 PendingCall *p = *pp;
                 if (p->seq != seq)
@@ -195,8 +196,9 @@ static void finish_pending_call(Daemon *d, uint64_t seq, int result) {
                         log_debug_errno(r, "Failed to reply to a caller (gone?): %m");
                 sd_bus_message_unref(p->call);
                 free(p);
-                return;
+                return true;
         }
+        return false;
 }
 
 /* ---- facts --------------------------------------------------------------- */
@@ -337,7 +339,9 @@ static void replica_proposal_done(uint64_t seq, int result, void *userdata) {
                         log_warning_errno(result, "The cluster did not accept this node's facts: %m");
                 return;
         }
-        finish_pending_call(d, seq, result);
+        if (drain_driver_proposal_done(d, seq, result))
+                return;
+        (void) finish_pending_call(d, seq, result);
 }
 
 static void replica_changed(void *userdata) {
@@ -359,6 +363,7 @@ static void replica_changed(void *userdata) {
                 publish_inventory(d);
                 if (d->runner)
                         runner_state_changed(d->runner);
+                drain_driver_state_changed(d);
         }
         schedule_persist(d);
         bus_emit_changes(d);
@@ -662,13 +667,14 @@ finish:
         (void) sd_notify(false, "STOPPING=1");
         /* Fail whatever is still waiting: the callers should hear why. */
         while (d->pending_calls)
-                finish_pending_call(d, d->pending_calls->seq, -ETIME);
+                (void) finish_pending_call(d, d->pending_calls->seq, -ETIME);
         if (d->replica && d->persist_timer)
                 (void) on_persist_timer(d->persist_timer, 0, d);
         d->persist_timer = sd_event_source_disable_unref(d->persist_timer);
         d->facts_timer = sd_event_source_disable_unref(d->facts_timer);
         d->inventory_timer = sd_event_source_disable_unref(d->inventory_timer);
         d->runner = runner_free(d->runner);
+        free(d->drain_seqs);
         d->backend = backend_free(d->backend);
         d->ring = ring_free(d->ring);
         d->replica = replica_free(d->replica);

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "drain.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "strutil.h"
+
+typedef struct Reservation {
+        uint32_t node;
+        uint64_t bytes;
+} Reservation;
+
+static uint64_t reserved(const Reservation *r, size_t n, uint32_t node) {
+        for (size_t i = 0; i < n; i++)
+                if (r[i].node == node)
+                        return r[i].bytes;
+        return 0;
+}
+
+static int compare_by_memory(const void *a, const void *b) {
+        const DrainEntry *x = a, *y = b;
+        if (x->memory != y->memory)
+                return x->memory > y->memory ? -1 : 1;
+        return strcmp(x->vm, y->vm);
+}
+
+/* Checks about the VM or the cluster rather than a destination: when one
+ * fails, it fails for every destination alike. */
+static bool vm_level(const PreflightCheck *c) {
+        static const char *const names[] = { "quorum", "vm-known", "vm-unique", "vm-running", "no-passthrough",
+                                             "no-active-job", "source-online" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (streq(c->name, names[i]))
+                        return true;
+        return false;
+}
+
+static const char *name_of(const ClusterState *s, uint32_t id) {
+        const NodeRecord *n = cluster_state_find_node(s, id);
+        return n && n->facts.name ? n->facts.name : "?";
+}
+
+/* The best destination for vm, or 0 with the reason in `why`: the one
+ * VM-level failure, or what rules out each node. */
+static uint32_t choose(const ClusterState *s, const MembershipView *view, const VmRecord *vm,
+                       const Reservation *res, size_t n_res, char *why, size_t why_len) {
+        char each[512] = "";
+        PreflightResult r;
+        uint32_t best = 0;
+        int64_t best_avail = 0;
+
+        for (size_t i = 0; i < s->n_nodes; i++) {
+                uint32_t id = s->nodes[i].id;
+                size_t used = strlen(each);
+                if (id == vm->node)
+                        continue;
+                preflight_run(s, view, vm->name, id, &r);
+                const PreflightCheck *bad = preflight_first_failure(&r);
+                if (bad && vm_level(bad)) {
+                        snprintf(why, why_len, "cannot move: %.230s", bad->message);
+                        return 0;
+                }
+                if (bad) {
+                        snprintf(each + used, sizeof(each) - used, "%s%s: %s", used ? "; " : "", name_of(s, id),
+                                 bad->message);
+                        continue;
+                }
+                int64_t avail = preflight_available_memory(s, id) - (int64_t) reserved(res, n_res, id);
+                if (avail < (int64_t) vm->memory) {
+                        snprintf(each + used, sizeof(each) - used, "%s%s: full once the other moves of this drain land",
+                                 used ? "; " : "", name_of(s, id));
+                        continue;
+                }
+                if (!best || avail > best_avail) {
+                        best = id;
+                        best_avail = avail;
+                }
+        }
+        if (best) {
+                char a[32];
+                format_size(a, sizeof(a), (uint64_t) best_avail);
+                snprintf(why, why_len, "most memory to spare (%s)", a);
+        } else
+                snprintf(why, why_len, "no valid destination: %.230s", *each ? each : "the cluster has no other node");
+        return best;
+}
+
+int drain_plan(const ClusterState *s, const MembershipView *view, uint32_t node, DrainPlan *ret) {
+        const NodeRecord *n = cluster_state_find_node(s, node);
+        DrainPlan p = { .node = node };
+        _cleanup_free_ Reservation *res = NULL;
+        size_t n_res = 0;
+
+        if (!n)
+                return -ENOENT;
+        for (size_t i = 0; i < s->n_vms; i++)
+                if (s->vms[i].node == node)
+                        p.n_entries++;
+        if (p.n_entries > 0) {
+                p.entries = calloc(p.n_entries, sizeof(DrainEntry));
+                res = calloc(s->n_nodes + 1, sizeof(Reservation));
+                if (!p.entries || !res) {
+                        free(p.entries);
+                        return -ENOMEM;
+                }
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < s->n_vms; i++)
+                if (s->vms[i].node == node)
+                        p.entries[k++] = (DrainEntry) { .vm = s->vms[i].name, .memory = s->vms[i].memory };
+        qsort(p.entries, p.n_entries, sizeof(DrainEntry), compare_by_memory);
+
+        for (size_t i = 0; i < p.n_entries; i++) {
+                DrainEntry *e = &p.entries[i];
+                const VmRecord *vm = state_find_vm(s, e->vm, node);
+                const JobRecord *j = state_find_active_job(s, e->vm);
+
+                if (j && j->source == node) {
+                        e->action = DRAIN_ACTION_MOVING;
+                        e->destination = j->destination;
+                        e->job = j->id;
+                        snprintf(e->reason, sizeof(e->reason), "job %" PRIu64 " (%s)", j->id, job_state_to_string(j->state));
+                        p.n_moving++;
+                        continue;
+                }
+                e->destination = choose(s, view, vm, res, n_res, e->reason, sizeof(e->reason));
+                if (!e->destination) {
+                        e->action = DRAIN_ACTION_BLOCKED;
+                        p.n_blocked++;
+                        continue;
+                }
+                e->action = DRAIN_ACTION_MOVE;
+                p.n_move++;
+                size_t r = 0;
+                while (r < n_res && res[r].node != e->destination)
+                        r++;
+                if (r == n_res)
+                        res[n_res++] = (Reservation) { .node = e->destination };
+                res[r].bytes += e->memory;
+        }
+
+        if (n->drain == DRAIN_NONE)
+                p.status = DRAIN_STATUS_NONE;
+        else if (p.n_move == 0 && p.n_moving == 0 && (p.n_blocked == 0 || n->drain == DRAIN_LEAVE_BLOCKERS))
+                p.status = DRAIN_STATUS_DRAINED;
+        else if (p.n_blocked > 0 && n->drain == DRAIN_FAIL_ON_BLOCKERS)
+                p.status = DRAIN_STATUS_BLOCKED;
+        else
+                p.status = DRAIN_STATUS_DRAINING;
+        *ret = p;
+        return 0;
+}
+
+void drain_plan_done(DrainPlan *p) {
+        free(p->entries);
+        *p = (DrainPlan) {};
+}
+
+const char *drain_status_to_string(DrainStatus st) {
+        switch (st) {
+        case DRAIN_STATUS_NONE: return "none";
+        case DRAIN_STATUS_DRAINING: return "draining";
+        case DRAIN_STATUS_BLOCKED: return "drain-blocked";
+        case DRAIN_STATUS_DRAINED: return "drained";
+        default: return "unknown";
+        }
+}
+
+const char *drain_mode_to_string(DrainMode m) {
+        switch (m) {
+        case DRAIN_NONE: return "none";
+        case DRAIN_FAIL_ON_BLOCKERS: return "fail";
+        case DRAIN_LEAVE_BLOCKERS: return "leave";
+        default: return "unknown";
+        }
+}
+
+const char *drain_action_to_string(DrainAction a) {
+        switch (a) {
+        case DRAIN_ACTION_MOVE: return "move";
+        case DRAIN_ACTION_MOVING: return "moving";
+        case DRAIN_ACTION_BLOCKED: return "blocked";
+        default: return "unknown";
+        }
+}
