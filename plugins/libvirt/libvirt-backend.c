@@ -327,6 +327,25 @@ static bool migrating(Context *c, const char *uuid) {
         return false;
 }
 
+/* A migration out of this host that libvirtd runs without a handle of
+ * ours: started by an earlier ferryd (which died), or by hand. A restarted
+ * ferryd must see it as migrating, or it would take the VM as idle. */
+static bool outgoing_migration_job(virDomainPtr dom) {
+        virTypedParameterPtr params = NULL;
+        int type = VIR_DOMAIN_JOB_NONE, nparams = 0, op = 0;
+        bool out = false;
+
+        if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0) {
+                virResetLastError();
+                return false;
+        }
+        if (type != VIR_DOMAIN_JOB_NONE &&
+            virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) == 1)
+                out = op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT;
+        virTypedParamsFree(params, nparams);
+        return out;
+}
+
 static FerryVmState vm_state(int state, int reason) {
         switch (state) {
         case VIR_DOMAIN_RUNNING:
@@ -382,7 +401,8 @@ static int vm_from_domain(Context *c, virDomainPtr dom, uint64_t now, FerryVm *v
                 return fail_virt(error, -EIO, "cannot get state of domain \"%s\"", vm->name);
         }
         vm->state = vm_state(state, reason);
-        if ((vm->state == FERRY_VM_RUNNING || vm->state == FERRY_VM_PAUSED) && migrating(c, vm->uuid))
+        if ((vm->state == FERRY_VM_RUNNING || vm->state == FERRY_VM_PAUSED) &&
+            (migrating(c, vm->uuid) || outgoing_migration_job(dom)))
                 vm->state = FERRY_VM_MIGRATING;
         /* The live count, where the XML has the configured one. */
         if (info.nrVirtCpu > 0)
@@ -714,6 +734,50 @@ static int migrate_start(void *userdata, const char *vm, const FerryMigrateParam
         return 0;
 }
 
+static int migrate_adopt_once(Context *c, const char *vm, Migration **ret, FerryError *error) {
+        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+
+        dom = virDomainLookupByName(c->conn, vm);
+        if (!dom)
+                return fail_virt(error, last_error_is(VIR_ERR_NO_DOMAIN) ? -ENOENT : -EIO,
+                                 "no outgoing migration of VM \"%s\" is in flight", vm);
+        if (virDomainGetUUIDString(dom, uuid) < 0)
+                return fail_virt(error, -EIO, "VM \"%s\"", vm);
+        if (migrating(c, uuid))
+                return fail(error, -EBUSY, "the migration of VM \"%s\" already has a handle here", vm);
+        return migration_adopt(&(MigrationTarget) { .vm = vm, .uuid = uuid, .source_uri = c->uri }, dom, ret, error);
+}
+
+/* A migration that libvirtd carries on after the ferryd that started it
+ * died (see migration_adopt() for how its outcome is decided). */
+static int migrate_adopt(void *userdata, const char *vm, void **ret_handle, FerryError *error) {
+        Context *c = userdata;
+        Migration *m = NULL;
+        int r;
+
+        if (!vm || !ret_handle)
+                return fail(error, -EINVAL, "migrate_adopt: missing arguments");
+        Migration **l = realloc(c->migrations, (c->n_migrations + 1) * sizeof(Migration *));
+        if (!l)
+                return -ENOMEM;
+        c->migrations = l;
+        r = context_connect(c, error);
+        if (r < 0)
+                return r;
+        r = migrate_adopt_once(c, vm, &m, error);
+        if (r < 0 && r != -ENOENT && r != -EBUSY && connection_lost(c)) {
+                r = context_connect(c, error);
+                if (r >= 0)
+                        r = migrate_adopt_once(c, vm, &m, error);
+        }
+        if (r < 0)
+                return r;
+        c->migrations[c->n_migrations++] = m;
+        *ret_handle = m;
+        return 0;
+}
+
 static int migrate_progress(void *userdata, void *handle, FerryMigrateProgress *ret, FerryError *error) {
         if (!handle || !ret || ret->struct_size < offsetof(FerryMigrateProgress, memory_total))
                 return fail(error, -EINVAL, "migrate_progress: bad arguments (struct_size not set?)");
@@ -828,5 +892,6 @@ const FerryBackendOps ferry_backend = {
         .migrate_set_auto_converge = migrate_set_auto_converge,
         .migrate_start_postcopy = migrate_start_postcopy,
         .migrate_release = migrate_release,
+        .migrate_adopt = migrate_adopt,
         /* Volumes (issue #4) are not the hypervisor's business here. */
 };

@@ -17,19 +17,26 @@
 /* How long to wait for the job-completed event after a successful call;
  * libvirtd sends it while it confirms, so it is normally there already. */
 #define COMPLETED_EVENT_WAIT_USEC (3 * USEC_PER_SEC)
+/* An adopted migration released while its libvirtd cannot be reached:
+ * how long the monitor keeps trying before it lets go (outcome unknown). */
+#define RELEASE_UNREACHABLE_USEC (10 * USEC_PER_SEC)
 
 struct Migration {
         /* Set before the threads start, read-only afterwards. */
         char uuid[VIR_UUID_STRING_BUFLEN];
         char *vm;
         char *source_uri;
-        char *destination_uri;
+        char *destination_uri;          /* NULL when adopted: libvirt does not tell */
         virTypedParameterPtr params;
         int n_params;
         unsigned long flags;
         uint64_t max_downtime_ms;
         bool postcopy_allowed;
         bool auto_converge;
+        /* Taken over from libvirtd (migration_adopt()): no migration thread,
+         * the monitor thread decides the outcome; the flags it was started
+         * with (post-copy, auto-converge) are not known. */
+        bool adopted;
 
         pthread_t migrate_thread, monitor_thread;
         bool migrate_started, monitor_started;
@@ -37,12 +44,12 @@ struct Migration {
         pthread_mutex_t lock;
         pthread_cond_t wake;            /* done, or an abort to send */
         /* Under lock. */
-        bool in_call;                   /* inside virDomainMigrateToURI3() */
+        bool in_call;                   /* inside virDomainMigrateToURI3() (adopted: until the job ends) */
         bool done;
         bool abort_requested;
         bool postcopy_requested;
-        bool callback_registered;       /* job_completed() may run */
-        bool callback_freed;            /* ... and libvirt let go of it */
+        bool releasing;                 /* migration_free() waits for the threads */
+        unsigned callbacks;             /* job_completed() registrations libvirt has not let go of */
         bool have_completed;            /* the job-completed event came */
         FerryMigrateProgress completed; /* its statistics */
         FerryMigrateProgress progress;  /* latest; final once done */
@@ -96,7 +103,8 @@ static void job_completed_freed(void *opaque) {
         Migration *m = opaque;
 
         pthread_mutex_lock(&m->lock);
-        m->callback_freed = true;
+        if (m->callbacks > 0)
+                m->callbacks--;
         pthread_cond_broadcast(&m->wake);
         pthread_mutex_unlock(&m->lock);
 }
@@ -172,7 +180,7 @@ static void *migrate_thread(void *userdata) {
                                                     job_completed_freed);
         if (callback >= 0) {
                 pthread_mutex_lock(&m->lock);
-                m->callback_registered = true;
+                m->callbacks++;
                 pthread_mutex_unlock(&m->lock);
         }
         /* There is no migration parameter for the downtime limit; libvirt
@@ -296,21 +304,94 @@ static FerryMigratePhase phase_from_job(bool active, const FerryMigrateProgress 
 typedef struct Monitor {
         virConnectPtr conn;
         virDomainPtr dom;
+        int callback;           /* adopted: job_completed() on conn, or -1 */
         bool gone;              /* the domain left this host */
         bool seen_job;          /* an active job was seen */
-        bool abort_sent;
+        bool abort_sent;        /* sent, or refused for good */
+        bool abort_accepted;    /* ... and libvirt took it */
+        /* What an adopted migration's end is decided from. */
+        bool over;              /* the last look found no job, or the domain stopped or gone */
+        int state, reason;      /* the domain's, at the last look */
+        bool saw_cancelled;     /* the job said "cancelled" on its way out */
+        bool saw_failed;        /* ... or "failed" */
+        char errmsg[FERRY_TEXT_MAX];    /* ... or "failed", with this reason */
+        uint64_t last_seen_usec;        /* CLOCK_MONOTONIC of the last successful look */
 } Monitor;
+
+static void monitor_disconnect(Monitor *mon) {
+        if (mon->dom) {
+                virDomainFree(mon->dom);
+                mon->dom = NULL;
+        }
+        if (mon->conn) {
+                if (mon->callback >= 0)
+                        (void) virConnectDomainEventDeregisterAny(mon->conn, mon->callback);
+                (void) virConnectClose(mon->conn);
+                mon->conn = NULL;
+        }
+        mon->callback = -1;
+}
+
+/* The monitor's own connection, reopened when it died (libvirtd
+ * restarted: an adopted migration is watched until its end). */
+static bool monitor_connect(Migration *m, Monitor *mon) {
+        if (mon->conn && m->adopted && virConnectIsAlive(mon->conn) != 1)
+                monitor_disconnect(mon);
+        if (mon->conn)
+                return true;
+        mon->conn = virConnectOpen(m->source_uri);
+        if (!mon->conn)
+                return false;
+        if (m->adopted)
+                virt_keepalive(mon->conn);
+        return true;
+}
+
+/* An adopted migration has no migration thread: the monitor listens for
+ * the job-completed event itself, on its connection. A migration that
+ * succeeded comes with its final statistics there; a failed or cancelled
+ * one has none (libvirt 9.0 keeps no completed job for them either). */
+static void monitor_register_completed(Migration *m, Monitor *mon) {
+        if (!m->adopted || mon->callback >= 0 || !mon->dom)
+                return;
+        mon->callback = virConnectDomainEventRegisterAny(mon->conn, mon->dom, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+                                                         VIR_DOMAIN_EVENT_CALLBACK(job_completed), m,
+                                                         job_completed_freed);
+        if (mon->callback >= 0) {
+                pthread_mutex_lock(&m->lock);
+                m->callbacks++;
+                pthread_mutex_unlock(&m->lock);
+        } else
+                virResetLastError();    /* no event loop: the domain's state decides alone */
+}
+
+static bool postcopy_failed(int state, int reason) {
+        return (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED) ||
+               (state == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY_FAILED);
+}
+
+/* A call on the domain failed: it left this host, or we learnt nothing. */
+static bool monitor_failed_call(Monitor *mon, FerryMigrateProgress *p) {
+        if (!last_error_is(VIR_ERR_NO_DOMAIN))
+                return false;
+        mon->gone = true;
+        mon->over = true;
+        p->phase = FERRY_MIGRATE_SWITCHOVER;
+        return true;
+}
 
 /* One look at the domain; false if there was nothing to learn. */
 static bool monitor_sample(Migration *m, Monitor *mon, bool send_abort, FerryMigrateProgress *p) {
         virTypedParameterPtr params = NULL;
         int type, n = 0, state, reason;
 
-        if (!mon->conn && !(mon->conn = virConnectOpen(m->source_uri)))
+        mon->over = false;
+        if (!monitor_connect(m, mon))
                 return false;   /* again next time */
         if (!mon->dom && !mon->gone) {
                 mon->dom = virDomainLookupByUUIDString(mon->conn, m->uuid);
                 mon->gone = !mon->dom && last_error_is(VIR_ERR_NO_DOMAIN);
+                monitor_register_completed(m, mon);
         }
         if (!mon->dom || mon->gone) {
                 if (!mon->gone)
@@ -318,16 +399,24 @@ static bool monitor_sample(Migration *m, Monitor *mon, bool send_abort, FerryMig
                 /* Removed from this host: being confirmed, the call
                  * returns any moment. */
                 p->phase = FERRY_MIGRATE_SWITCHOVER;
+                mon->over = true;
                 return true;
         }
-        if (virDomainGetState(mon->dom, &state, &reason, 0) < 0 ||
-            virDomainGetJobStats(mon->dom, &type, &params, &n, 0) < 0) {
-                if (!last_error_is(VIR_ERR_NO_DOMAIN))
-                        return false;
-                mon->gone = true;
-                p->phase = FERRY_MIGRATE_SWITCHOVER;
+        if (virDomainGetState(mon->dom, &state, &reason, 0) < 0)
+                return monitor_failed_call(mon, p);
+        mon->state = state;
+        mon->reason = reason;
+        if (state == VIR_DOMAIN_SHUTOFF) {
+                /* No job statistics for an inactive domain. Migrated: the
+                 * source QEMU stopped at the end of the confirm phase; the
+                 * domain is undefined next (UNDEFINE_SOURCE). */
+                if (reason == VIR_DOMAIN_SHUTOFF_MIGRATED)
+                        p->phase = FERRY_MIGRATE_SWITCHOVER;
+                mon->over = true;
                 return true;
         }
+        if (virDomainGetJobStats(mon->dom, &type, &params, &n, 0) < 0)
+                return monitor_failed_call(mon, p);
         bool active = type == VIR_DOMAIN_JOB_BOUNDED || type == VIR_DOMAIN_JOB_UNBOUNDED;
         if (active) {
                 progress_from_stats(params, n, p);
@@ -335,13 +424,29 @@ static bool monitor_sample(Migration *m, Monitor *mon, bool send_abort, FerryMig
                  * the downtime this field reports once completed. */
                 p->downtime_ms = 0;
                 mon->seen_job = true;
+        } else if (type == VIR_DOMAIN_JOB_FAILED || type == VIR_DOMAIN_JOB_CANCELLED) {
+                /* The job has ended but libvirt is still cleaning up
+                 * (resuming the VM): the only moment it says how it ended. */
+                const char *msg = NULL;
+                if (type == VIR_DOMAIN_JOB_CANCELLED)
+                        mon->saw_cancelled = true;
+                else
+                        mon->saw_failed = true;
+                if (virTypedParamsGetString(params, n, VIR_DOMAIN_JOB_ERRMSG, &msg) == 1 && msg)
+                        snprintf(mon->errmsg, sizeof(mon->errmsg), "%s", msg);
         }
         virTypedParamsFree(params, n);
-        p->phase = phase_from_job(active, p, state, reason, mon->seen_job);
+        /* A job that failed or was cancelled is no switchover: until
+         * libvirt is done, the phase stays what it was. */
+        if (type != VIR_DOMAIN_JOB_FAILED && type != VIR_DOMAIN_JOB_CANCELLED)
+                p->phase = phase_from_job(active, p, state, reason, mon->seen_job);
+        /* No job at all any more (libvirt is done with it), or a post-copy
+         * that failed and waits for a recovery that is not ours to do. */
+        mon->over = type == VIR_DOMAIN_JOB_NONE || postcopy_failed(state, reason);
 
         if (send_abort && !mon->abort_sent && p->phase != FERRY_MIGRATE_POSTCOPY) {
                 if (virDomainAbortJob(mon->dom) == 0)
-                        mon->abort_sent = true;
+                        mon->abort_sent = mon->abort_accepted = true;
                 else if (!last_error_is(VIR_ERR_OPERATION_INVALID))
                         /* Refused for good (e.g. post-copy began meanwhile);
                          * "no job yet" (OPERATION_INVALID) is tried again. */
@@ -350,21 +455,135 @@ static bool monitor_sample(Migration *m, Monitor *mon, bool send_abort, FerryMig
         return true;
 }
 
+static const char *shutoff_reason(int reason) {
+        switch (reason) {
+        case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return "shut down by the guest";
+        case VIR_DOMAIN_SHUTOFF_DESTROYED: return "destroyed";
+        case VIR_DOMAIN_SHUTOFF_CRASHED: return "crashed";
+        case VIR_DOMAIN_SHUTOFF_FAILED: return "failed";
+        default: return "shut off";
+        }
+}
+
+/* The final statistics libvirt keeps for a domain still defined here
+ * (shut off "migrated": a persistent domain migrated without
+ * UNDEFINE_SOURCE). */
+static bool completed_stats_here(Monitor *mon, FerryMigrateProgress *p) {
+        virTypedParameterPtr params = NULL;
+        int type, n = 0;
+
+        if (!mon->dom || mon->gone)
+                return false;
+        if (virDomainGetJobStats(mon->dom, &type, &params, &n,
+                                 VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) < 0) {
+                virResetLastError();
+                return false;
+        }
+        bool ok = type == VIR_DOMAIN_JOB_COMPLETED;
+        if (ok)
+                progress_from_stats(params, n, p);
+        virTypedParamsFree(params, n);
+        return ok;
+}
+
+/* How an adopted migration ended, once libvirt's job is over (see
+ * migration_adopt() in migration.h). */
+static void adopted_final(Migration *m, Monitor *mon, const FerryMigrateProgress *last, FerryMigrateProgress *ret) {
+        FerryMigrateProgress f = {
+                .struct_size = sizeof(f),
+                .memory_total = last->memory_total,
+                .memory_processed = last->memory_processed,
+                .memory_remaining = last->memory_remaining,
+                .rate = last->rate,
+                .dirty_rate = last->dirty_rate,
+                .iteration = last->iteration,
+                .started_usec = last->started_usec,
+                .finished_usec = now_usec(CLOCK_REALTIME),
+        };
+
+        pthread_mutex_lock(&m->lock);
+        bool event = m->have_completed;
+        pthread_mutex_unlock(&m->lock);
+        bool left = mon->gone || (mon->state == VIR_DOMAIN_SHUTOFF && mon->reason == VIR_DOMAIN_SHUTOFF_MIGRATED);
+
+        if (left || event) {
+                FerryMigrateProgress stats = {};
+                f.phase = FERRY_MIGRATE_COMPLETED;
+                if ((mon->callback >= 0 && wait_for_completed_event(m, &stats)) || completed_stats_here(mon, &stats)) {
+                        f.memory_total = stats.memory_total;
+                        f.memory_processed = stats.memory_processed;
+                        f.rate = stats.rate;
+                        f.iteration = stats.iteration;
+                        f.downtime_ms = stats.downtime_ms;
+                }
+                f.memory_remaining = 0;
+        } else if (postcopy_failed(mon->state, mon->reason)) {
+                f.phase = FERRY_MIGRATE_FAILED;
+                fail(&f.error, 0, "the post-copy migration of \"%s\" failed: neither host has the whole VM; it needs "
+                     "'virsh migrate --postcopy-resume' or a restart", m->vm);
+        } else if (mon->state == VIR_DOMAIN_SHUTOFF) {
+                f.phase = FERRY_MIGRATE_FAILED;
+                fail(&f.error, 0, "VM \"%s\" stopped on this host during its migration (%s)", m->vm,
+                     shutoff_reason(mon->reason));
+        } else if (mon->abort_accepted) {
+                /* Running here, no job, after an abort of ours. */
+                f.phase = FERRY_MIGRATE_CANCELLED;
+        } else {
+                /* Running here, no job, and we did not ask for that. With
+                 * libvirt 9.0 the reason is in its log only: the failed job
+                 * carries no message and no completed job is kept. */
+                f.phase = FERRY_MIGRATE_FAILED;
+                fail(&f.error, 0, "the migration of \"%s\" ended without completing; the VM still runs on this host: %s",
+                     m->vm, mon->errmsg[0] ? mon->errmsg :
+                     mon->saw_cancelled ? "cancelled by someone else (virsh domjobabort, or the ferryd that started it)" :
+                     mon->saw_failed ? "libvirt reported it failed, without a reason (see libvirtd's log here)" :
+                     "libvirt gave no reason (see libvirtd's log here)");
+        }
+        *ret = f;
+}
+
 static void *monitor_thread(void *userdata) {
         Migration *m = userdata;
-        Monitor mon = {};
+        /* An adopted migration had a job when it was adopted. */
+        Monitor mon = { .callback = -1, .seen_job = m->adopted, .last_seen_usec = now_usec(CLOCK_MONOTONIC) };
 
         pthread_mutex_lock(&m->lock);
         while (!m->done) {
-                bool in_call = m->in_call, send_abort = m->abort_requested;
-                FerryMigrateProgress p = m->progress;
+                bool in_call = m->in_call, send_abort = m->abort_requested, releasing = m->releasing;
+                FerryMigrateProgress p = m->progress, final;
+                bool finished = false;
                 pthread_mutex_unlock(&m->lock);
 
                 bool updated = in_call && monitor_sample(m, &mon, send_abort, &p);
+                if (m->adopted) {
+                        /* Nobody sits in a call that returns at the end:
+                         * the end is when libvirt's job is over. */
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
+                        if (updated)
+                                mon.last_seen_usec = now;
+                        if (updated && mon.over) {
+                                adopted_final(m, &mon, &p, &final);
+                                finished = true;
+                        } else if (!updated && releasing && now - mon.last_seen_usec > RELEASE_UNREACHABLE_USEC) {
+                                final = p;
+                                final.phase = FERRY_MIGRATE_FAILED;
+                                final.finished_usec = now_usec(CLOCK_REALTIME);
+                                fail(&final.error, 0, "released while libvirt at %s could not be reached: the "
+                                     "outcome of the migration of \"%s\" is unknown", m->source_uri, m->vm);
+                                finished = true;
+                        }
+                }
 
                 pthread_mutex_lock(&m->lock);
                 if (m->done)
                         break;
+                if (finished) {
+                        m->progress = final;
+                        m->in_call = false;
+                        m->done = true;
+                        pthread_cond_broadcast(&m->wake);
+                        break;
+                }
                 if (updated) {
                         p.started_usec = m->progress.started_usec;
                         m->progress = p;
@@ -381,10 +600,7 @@ static void *monitor_thread(void *userdata) {
         }
         pthread_mutex_unlock(&m->lock);
 
-        if (mon.dom)
-                virDomainFree(mon.dom);
-        if (mon.conn)
-                (void) virConnectClose(mon.conn);
+        monitor_disconnect(&mon);
         return NULL;
 }
 
@@ -449,19 +665,13 @@ static int start_thread(pthread_t *thread, void *(*fn)(void *), void *userdata) 
         return -r;
 }
 
-int migration_start(const MigrationTarget *t, const FerryMigrateParams *p, Migration **ret, FerryError *error) {
-        _cleanup_free_ char *uri = NULL;
+static Migration *migration_new(const MigrationTarget *t) {
         pthread_condattr_t attr;
         Migration *m;
-        int max_params = 0, r;
-
-        r = migrate_uri(p, &uri, error);
-        if (r < 0)
-                return r;
 
         m = calloc(1, sizeof(Migration));
         if (!m)
-                return -ENOMEM;
+                return NULL;
         pthread_mutex_init(&m->lock, NULL);
         pthread_condattr_init(&attr);
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -471,8 +681,25 @@ int migration_start(const MigrationTarget *t, const FerryMigrateParams *p, Migra
         snprintf(m->uuid, sizeof(m->uuid), "%s", t->uuid);
         m->vm = strdup(t->vm);
         m->source_uri = strdup(t->source_uri);
+        if (!m->vm || !m->source_uri)
+                return migration_free(m);
+        return m;
+}
+
+int migration_start(const MigrationTarget *t, const FerryMigrateParams *p, Migration **ret, FerryError *error) {
+        _cleanup_free_ char *uri = NULL;
+        Migration *m;
+        int max_params = 0, r;
+
+        r = migrate_uri(p, &uri, error);
+        if (r < 0)
+                return r;
+
+        m = migration_new(t);
+        if (!m)
+                return -ENOMEM;
         m->destination_uri = strdup(p->destination_uri);
-        if (!m->vm || !m->source_uri || !m->destination_uri) {
+        if (!m->destination_uri) {
                 migration_free(m);
                 return -ENOMEM;
         }
@@ -522,6 +749,80 @@ int migration_start(const MigrationTarget *t, const FerryMigrateParams *p, Migra
         }
         m->migrate_started = true;
         (void) pthread_setname_np(m->migrate_thread, "ferry-migrate");
+        (void) pthread_setname_np(m->monitor_thread, "ferry-mig-poll");
+        *ret = m;
+        return 0;
+}
+
+static const char *job_operation_name(int op) {
+        switch (op) {
+        case VIR_DOMAIN_JOB_OPERATION_START: return "a start";
+        case VIR_DOMAIN_JOB_OPERATION_SAVE: return "a save";
+        case VIR_DOMAIN_JOB_OPERATION_RESTORE: return "a restore";
+        case VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN: return "an incoming migration";
+        case VIR_DOMAIN_JOB_OPERATION_SNAPSHOT: return "a snapshot";
+        case VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_REVERT: return "a snapshot revert";
+        case VIR_DOMAIN_JOB_OPERATION_DUMP: return "a dump";
+        case VIR_DOMAIN_JOB_OPERATION_BACKUP: return "a backup";
+        default: return "not a migration";
+        }
+}
+
+int migration_adopt(const MigrationTarget *t, virDomainPtr dom, Migration **ret, FerryError *error) {
+        FerryMigrateProgress p = { .struct_size = sizeof(p) };
+        virTypedParameterPtr params = NULL;
+        int type = VIR_DOMAIN_JOB_NONE, n = 0, op = VIR_DOMAIN_JOB_OPERATION_UNKNOWN, state, reason, r;
+        unsigned long long elapsed_ms = 0;
+        bool have_elapsed = false;
+        Migration *m;
+
+        if (virDomainGetState(dom, &state, &reason, 0) < 0)
+                return fail_virt(error, -EIO, "cannot get the state of VM \"%s\"", t->vm);
+        if (state == VIR_DOMAIN_SHUTOFF)
+                return fail(error, -ENOENT, "no outgoing migration of VM \"%s\" is in flight: it is not running here",
+                            t->vm);
+        if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
+                if (last_error_is(VIR_ERR_NO_DOMAIN))
+                        return fail_virt(error, -ENOENT, "no outgoing migration of VM \"%s\" is in flight", t->vm);
+                return fail_virt(error, -EIO, "cannot get the job of VM \"%s\"", t->vm);
+        }
+        bool active = type == VIR_DOMAIN_JOB_BOUNDED || type == VIR_DOMAIN_JOB_UNBOUNDED;
+        if (active) {
+                (void) virTypedParamsGetInt(params, n, VIR_DOMAIN_JOB_OPERATION, &op);
+                have_elapsed = virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_TIME_ELAPSED, &elapsed_ms) == 1;
+                progress_from_stats(params, n, &p);
+                p.downtime_ms = 0;
+        }
+        virTypedParamsFree(params, n);
+        if (!active)
+                return fail(error, -ENOENT, "no outgoing migration of VM \"%s\" is in flight: it has no job", t->vm);
+        if (op != VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT)
+                return fail(error, -ENOENT, "no outgoing migration of VM \"%s\" is in flight: its job is %s", t->vm,
+                            job_operation_name(op));
+
+        m = migration_new(t);
+        if (!m)
+                return -ENOMEM;
+        m->adopted = true;
+        /* Not known: post-copy is tried when asked (libvirt refuses it if
+         * the migration was started without), auto-converge cannot be
+         * changed anyway. */
+        m->postcopy_allowed = false;
+        p.phase = phase_from_job(true, &p, state, reason, true);
+        /* libvirt's own clock: when its job (the migration API call) began. */
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        if (have_elapsed)
+                p.started_usec = now - MIN((uint64_t) elapsed_ms * 1000, now);
+        m->progress = p;
+        m->in_call = true;      /* "in libvirt's job", which the monitor watches */
+
+        r = start_thread(&m->monitor_thread, monitor_thread, m);
+        if (r < 0) {
+                m->done = true;
+                migration_free(m);
+                return fail(error, r, "cannot start a migration thread: %s", strerror(-r));
+        }
+        m->monitor_started = true;
         (void) pthread_setname_np(m->monitor_thread, "ferry-mig-poll");
         *ret = m;
         return 0;
@@ -593,13 +894,24 @@ int migration_start_postcopy(Migration *m, virConnectPtr conn, FerryError *error
         _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
         int r;
 
-        if (!m->postcopy_allowed)
+        if (!m->postcopy_allowed && !m->adopted)
                 return fail(error, -EPERM, "post-copy was not permitted when the migration of \"%s\" started", m->vm);
         r = running_domain(m, conn, "start_postcopy", &dom, error);
         if (r < 0)
                 return r;
-        if (virDomainMigrateStartPostCopy(dom, 0) < 0)
+        if (virDomainMigrateStartPostCopy(dom, 0) < 0) {
+                pthread_mutex_lock(&m->lock);
+                bool in_postcopy = m->progress.phase == FERRY_MIGRATE_POSTCOPY;
+                pthread_mutex_unlock(&m->lock);
+                if (m->adopted && !in_postcopy && last_error_is(VIR_ERR_OPERATION_INVALID) && !migration_done(m)) {
+                        /* Whoever started it did not allow post-copy (or
+                         * the job is just ending): libvirt says which. */
+                        (void) fail_virt(error, -EPERM, "cannot switch the adopted migration of \"%s\" to post-copy",
+                                         m->vm);
+                        return -EPERM;
+                }
                 return fail_virt(error, -EIO, "cannot switch the migration of \"%s\" to post-copy", m->vm);
+        }
         pthread_mutex_lock(&m->lock);
         m->postcopy_requested = true;
         pthread_mutex_unlock(&m->lock);
@@ -609,6 +921,10 @@ int migration_start_postcopy(Migration *m, virConnectPtr conn, FerryError *error
 int migration_set_auto_converge(Migration *m, bool on, FerryError *error) {
         /* QEMU fixes migration capabilities when a migration starts, and
          * libvirt has no call to change auto-converge afterwards. */
+        if (m->adopted)
+                return fail(error, -EOPNOTSUPP,
+                            "libvirt cannot turn auto-converge %s during a migration, and whether the adopted "
+                            "migration of \"%s\" was started with it is not known here", on ? "on" : "off", m->vm);
         if (on == m->auto_converge)
                 return 0;
         return fail(error, -EOPNOTSUPP,
@@ -623,9 +939,12 @@ Migration *migration_free(Migration *m) {
         pthread_mutex_lock(&m->lock);
         if (!m->done) {
                 /* Released while running: cancel rather than wait for a
-                 * whole migration (post-copy cannot be, and is waited for). */
+                 * whole migration (post-copy cannot be, and is waited for).
+                 * An adopted one ends when the monitor sees libvirt's job
+                 * end (or gives up on an unreachable libvirtd). */
                 m->abort_requested = true;
-                if (!m->migrate_started)
+                m->releasing = true;
+                if (!m->migrate_started && !(m->adopted && m->monitor_started))
                         m->done = true;         /* nobody else would set it */
                 pthread_cond_broadcast(&m->wake);
         }
@@ -642,10 +961,10 @@ Migration *migration_free(Migration *m) {
         struct timespec deadline;
         clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_sec += 5;
-        while (m->callback_registered && !m->callback_freed)
+        while (m->callbacks > 0)
                 if (pthread_cond_timedwait(&m->wake, &m->lock, &deadline) != 0)
                         break;
-        bool leak = m->callback_registered && !m->callback_freed;
+        bool leak = m->callbacks > 0;
         pthread_mutex_unlock(&m->lock);
         if (leak)
                 return NULL;

@@ -11,6 +11,8 @@
  *     state every 200 ms into a cached FerryMigrateProgress, and sends an
  *     abort once there is a job to abort.
  *
+ * An adopted migration (migration_adopt()) has the monitor thread only.
+ *
  * Each thread has its own libvirt connection. ferryd's loop only ever
  * reads the cache (migration_progress() never waits for libvirt: during a
  * switchover a query can take 100 ms and more) or makes a one-off call
@@ -35,6 +37,28 @@ typedef struct MigrationTarget {
 /* Starts the threads; returns at once. */
 int migration_start(const MigrationTarget *t, const FerryMigrateParams *p, Migration **ret, FerryError *error);
 
+/* Takes over an outgoing migration of `dom` (looked up by the caller on
+ * its own connection to the source) that libvirtd runs without us: the
+ * peer-to-peer job of a migration whose caller died (an earlier ferryd).
+ * -ENOENT with a reason if the domain has no outgoing migration job.
+ *
+ * No migration thread: the monitor thread alone follows libvirt's job
+ * (progress, the abort to send) and, once the job is over, decides the
+ * outcome from what libvirt shows:
+ *   - COMPLETED: the domain left this host (gone, or shut off with reason
+ *     "migrated"), or the job-completed event came; the final statistics
+ *     (downtime, ...) from that event, or from the completed job of a
+ *     domain still defined here;
+ *   - CANCELLED: active here, no job, after an abort of ours that libvirt
+ *     accepted;
+ *   - FAILED: active here, no job, no abort of ours (libvirt's reason when
+ *     it gave one, "cancelled by someone else" when the job said so); or
+ *     shut off for another reason; or a failed post-copy.
+ * started_usec is now minus libvirt's time_elapsed of the job. Whether it
+ * was started with post-copy allowed is not known: migration_start_postcopy()
+ * tries, and a refusal is -EPERM with libvirt's reason. */
+int migration_adopt(const MigrationTarget *t, virDomainPtr dom, Migration **ret, FerryError *error);
+
 /* The latest progress; final once the phase is COMPLETED, FAILED or
  * CANCELLED. Fills no more than ret->struct_size. */
 void migration_progress(Migration *m, FerryMigrateProgress *ret);
@@ -53,6 +77,7 @@ int migration_set_max_downtime(Migration *m, virConnectPtr conn, uint64_t ms, Fe
 int migration_start_postcopy(Migration *m, virConnectPtr conn, FerryError *error);
 int migration_set_auto_converge(Migration *m, bool on, FerryError *error);
 
-/* Cancels it if it still runs (a post-copy migration is waited for),
- * joins both threads, frees. */
+/* Cancels it if it still runs (a post-copy migration is waited for; an
+ * adopted one whose libvirtd stays unreachable is let go after 10 s),
+ * joins the threads, frees. */
 Migration *migration_free(Migration *m);

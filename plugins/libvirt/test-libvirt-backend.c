@@ -16,10 +16,23 @@
  *   test-libvirt-backend MODULE migrate SRC_URI VM DEST_URI MIGRATION_ADDR [OPTION...]
  *       migrate for real, printing progress every 200 ms; exit 0 if the
  *       outcome is the expected one (completed unless --expect says so).
- *       Options: --bandwidth BYTES/S  --max-downtime MS  --compression
- *       --parallel N  --auto-converge  --postcopy (allowed)
+ *       Options: --bandwidth BYTES/S (suffix K, M, G: 4M)  --max-downtime MS
+ *       --compression  --parallel N  --auto-converge  --postcopy (allowed)
  *       --postcopy-after SEC  --abort-after SEC  --downtime-after SEC:MS
+ *       --speed-after SEC:MIB/S (virDomainMigrateSetMaxSpeed, not a hook)
  *       --expect completed|cancelled|failed  --timeout SEC
+ *   test-libvirt-backend MODULE adopt SRC_URI VM [OPTION...]
+ *       take over with migrate_adopt() a migration that libvirtd runs for a
+ *       caller that died (a `migrate` above killed with SIGKILL mid-way),
+ *       print when libvirt's job started, try a second adopt (refused) and
+ *       auto-converge (refused: not known), then follow and steer it as
+ *       `migrate` does; exit 0 if the outcome is the expected one (any
+ *       without --expect; --expect none: there was nothing to adopt).
+ *       Options: --max-downtime MS (set at once)  --dest URI (print where
+ *       the VM is there too)  --postcopy-after SEC  --abort-after SEC
+ *       --downtime-after SEC:MS  --speed-after SEC:MIB/S  --expect OUTCOME
+ *       --release-after SEC (release the running handle; both modes)
+ *       --timeout SEC
  */
 
 #include <dlfcn.h>
@@ -32,6 +45,7 @@
 #include <unistd.h>
 
 #include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 
 #include "ferry-backend.h"
 #include "macro.h"
@@ -274,7 +288,18 @@ static void test_migration_hooks(void) {
         };
 
         CHECK(ops->migrate_start && ops->migrate_progress && ops->migrate_abort && ops->migrate_set_max_downtime &&
-              ops->migrate_set_auto_converge && ops->migrate_start_postcopy && ops->migrate_release);
+              ops->migrate_set_auto_converge && ops->migrate_start_postcopy && ops->migrate_release &&
+              ops->migrate_adopt);
+
+        /* Nothing to take over: no such VM. The test driver reports no
+         * jobs at all (virDomainGetJobStats is not supported): it cannot
+         * tell, which must not read as "none in flight". The rest of
+         * migrate_adopt() needs a real migration (see `adopt` below). */
+        CHECK_EQ_INT(ops->migrate_adopt(ctx, "no-such-vm", &handle, &e), -ENOENT);
+        CHECK(strstr(e.message, "no outgoing migration of VM \"no-such-vm\""));
+        e = (FerryError) {};
+        CHECK_EQ_INT(ops->migrate_adopt(ctx, "test", &handle, &e), -EOPNOTSUPP);
+        CHECK(strstr(e.message, "VM \"test\"") && strstr(e.message, "not supported"));
         CHECK_EQ_INT(ops->migrate_start(ctx, "no-such-vm", &p, &handle, &e), -ENOENT);
         p.destination_uri = "";
         CHECK_EQ_INT(ops->migrate_start(ctx, "test", &p, &handle, &e), -EINVAL);
@@ -461,11 +486,183 @@ static int watch(const char *uri, int seconds) {
         return 0;
 }
 
+/* "4M", "512K", "1G" (binary multiples) or plain bytes. */
+static uint64_t parse_size(const char *v) {
+        char *end;
+        uint64_t n = strtoull(v, &end, 10);
+        switch (*end) {
+        case 'k': case 'K': return n << 10;
+        case 'm': case 'M': return n << 20;
+        case 'g': case 'G': return n << 30;
+        default: return n;
+        }
+}
+
+/* What to do to a running migration, and when (seconds since the start
+ * of the hand tool's follow(); -1 = never). */
+typedef struct Steering {
+        const char *source_uri, *vm;
+        double postcopy_after, abort_after, downtime_after, speed_after, release_after, timeout;
+        bool released;          /* by --release-after, while it ran */
+        uint64_t downtime_after_ms;
+        unsigned long speed_mib;
+        const char *expect;
+} Steering;
+
+/* Options both hand modes take; false if `argv[*i]` is none of them. */
+static bool steering_option(int argc, char *argv[], int *i, Steering *s, int *ret) {
+        const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+        char *colon;
+
+        *ret = 0;
+        if (!v)
+                return false;
+        if (streq(a, "--abort-after"))
+                s->abort_after = strtod(v, NULL);
+        else if (streq(a, "--postcopy-after"))
+                s->postcopy_after = strtod(v, NULL);
+        else if (streq(a, "--release-after"))
+                s->release_after = strtod(v, NULL);
+        else if (streq(a, "--downtime-after") || streq(a, "--speed-after")) {
+                colon = strchr(v, ':');
+                if (!colon) {
+                        fprintf(stderr, "%s SEC:%s\n", a, streq(a, "--speed-after") ? "MIB/S" : "MS");
+                        *ret = 2;
+                        return true;
+                }
+                if (streq(a, "--downtime-after")) {
+                        s->downtime_after = strtod(v, NULL);
+                        s->downtime_after_ms = strtoull(colon + 1, NULL, 10);
+                } else {
+                        s->speed_after = strtod(v, NULL);
+                        s->speed_mib = strtoul(colon + 1, NULL, 10);
+                }
+        } else if (streq(a, "--expect"))
+                s->expect = v;
+        else if (streq(a, "--timeout"))
+                s->timeout = strtod(v, NULL);
+        else
+                return false;
+        (*i)++;
+        return true;
+}
+
+/* Not a backend hook: libvirt's own call, as an operator would make it
+ * (virsh migrate-setspeed), to lift the cap of a migration we do not own. */
+static void set_max_speed(const Steering *s) {
+        virConnectPtr conn = virConnectOpen(s->source_uri);
+        virDomainPtr dom = conn ? virDomainLookupByName(conn, s->vm) : NULL;
+        int r = dom ? virDomainMigrateSetMaxSpeed(dom, s->speed_mib, 0) : -1;
+        const virError *e = r < 0 ? virGetLastError() : NULL;
+        printf("virDomainMigrateSetMaxSpeed(%lu MiB/s): %s\n", s->speed_mib, r < 0 ? (e ? e->message : "failed") : "ok");
+        if (dom)
+                virDomainFree(dom);
+        if (conn)
+                virConnectClose(conn);
+}
+
+/* Prints progress every 200 ms and steers as asked, until the end. */
+static FerryMigrateProgress follow(void *ctx, void *handle, Steering *s, uint64_t t0, uint64_t *ret_slowest_usec) {
+        FerryMigrateProgress pr;
+        FerryError e = {};
+        uint64_t slowest = 0;
+        int r;
+
+        for (;;) {
+                double t = (double) (now_usec() - t0) / 1e6;
+                uint64_t c0 = now_usec();
+                pr = (FerryMigrateProgress) { .struct_size = sizeof(pr) };
+                r = ops->migrate_progress(ctx, handle, &pr, &e);
+                slowest = MAX(slowest, now_usec() - c0);
+                if (r < 0) {
+                        fprintf(stderr, "migrate_progress: %s: %s\n", strerror(-r), e.message);
+                        exit(1);
+                }
+                printf("t=%6.2fs %-10s iter=%-3" PRIu32 " total=%" PRIu64 "MiB sent=%" PRIu64 "MiB left=%" PRIu64
+                       "MiB rate=%" PRIu64 "MiB/s dirty=%" PRIu64 "MiB/s\n", t, phase_name(pr.phase), pr.iteration,
+                       pr.memory_total >> 20, pr.memory_processed >> 20, pr.memory_remaining >> 20, pr.rate >> 20,
+                       pr.dirty_rate >> 20);
+                fflush(stdout);
+                if (pr.phase >= FERRY_MIGRATE_COMPLETED)
+                        break;
+                if (s->postcopy_after >= 0 && t >= s->postcopy_after) {
+                        s->postcopy_after = -1;
+                        r = ops->migrate_start_postcopy(ctx, handle, &e);
+                        printf("migrate_start_postcopy: %s %s\n", r < 0 ? strerror(-r) : "ok", r < 0 ? e.message : "");
+                }
+                if (s->abort_after >= 0 && t >= s->abort_after) {
+                        s->abort_after = -1;
+                        r = ops->migrate_abort(ctx, handle, &e);
+                        printf("migrate_abort: %s %s\n", r < 0 ? strerror(-r) : "ok", r < 0 ? e.message : "");
+                }
+                if (s->downtime_after >= 0 && t >= s->downtime_after) {
+                        s->downtime_after = -1;
+                        r = ops->migrate_set_max_downtime(ctx, handle, s->downtime_after_ms, &e);
+                        printf("migrate_set_max_downtime(%" PRIu64 "): %s %s\n", s->downtime_after_ms,
+                               r < 0 ? strerror(-r) : "ok", r < 0 ? e.message : "");
+                }
+                if (s->speed_after >= 0 && t >= s->speed_after) {
+                        s->speed_after = -1;
+                        set_max_speed(s);
+                }
+                if (s->release_after >= 0 && t >= s->release_after) {
+                        /* Released while it runs (ferryd stopping): it is
+                         * cancelled, and release returns once it is over. */
+                        uint64_t r0 = now_usec();
+                        ops->migrate_release(ctx, handle);
+                        printf("migrate_release while %s took %.1f ms\n", phase_name(pr.phase),
+                               (double) (now_usec() - r0) / 1000);
+                        s->released = true;
+                        break;
+                }
+                if (t > s->timeout) {
+                        fprintf(stderr, "timeout: aborting\n");
+                        (void) ops->migrate_abort(ctx, handle, &e);
+                        s->timeout = 1e9;
+                }
+                fflush(stdout);
+                usleep(200 * 1000);
+        }
+        *ret_slowest_usec = slowest;
+        return pr;
+}
+
+static void print_outcome(const FerryMigrateProgress *pr, uint64_t slowest_usec) {
+        printf("outcome: %s\n", phase_name(pr->phase));
+        if (pr->error.message[0])
+                printf("error: %s\n", pr->error.message);
+        if (pr->started_usec && pr->finished_usec)
+                printf("hypervisor migration wall time: %.3f s\n",
+                       (double) (pr->finished_usec - pr->started_usec) / 1e6);
+        printf("downtime: %" PRIu64 " ms, iterations: %" PRIu32 ", memory sent: %" PRIu64 " MiB of %" PRIu64 " MiB\n",
+               pr->downtime_ms, pr->iteration, pr->memory_processed >> 20, pr->memory_total >> 20);
+        printf("slowest migrate_progress call: %.1f ms\n", (double) slowest_usec / 1000);
+}
+
+/* Where is it now? */
+static void print_where(const char *what, const char *uri, const char *vm) {
+        _cleanup_free_ char *config = NULL;
+        FerryVm *vms = NULL;
+        FerryError e = {};
+        size_t n = 0;
+
+        CHECK(asprintf(&config, "uri=%s", uri) > 0);
+        void *ctx = open_or_die(config);
+        if (ops->list_vms(ctx, &vms, &n, &e) == 0) {
+                const FerryVm *v = find_vm(vms, n, vm);
+                printf("on %s: %s\n", what, v ? state_name(v->state) : "absent");
+                ops->free_vms(ctx, vms, n);
+        } else
+                printf("on %s: unknown (%s)\n", what, e.message);
+        ops->close(ctx);
+}
+
 static int migrate(int argc, char *argv[]) {
         const char *src = argv[0], *vm = argv[1], *dest = argv[2], *addr = argv[3];
-        double postcopy_after = -1, abort_after = -1, downtime_after = -1, timeout = 300;
-        uint64_t downtime_after_ms = 0;
-        const char *expect = "completed";
+        Steering s = {
+                .source_uri = src, .vm = vm, .expect = "completed", .timeout = 300,
+                .postcopy_after = -1, .abort_after = -1, .downtime_after = -1, .speed_after = -1, .release_after = -1,
+        };
         FerryMigrateParams p = {
                 .struct_size = sizeof(p),
                 .destination_node = "destination",
@@ -479,35 +676,23 @@ static int migrate(int argc, char *argv[]) {
 
         for (int i = 4; i < argc; i++) {
                 const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-                if (streq(a, "--compression"))
+                if (steering_option(argc, argv, &i, &s, &r)) {
+                        if (r)
+                                return r;
+                        if (streq(a, "--postcopy-after"))
+                                p.postcopy_allowed = true;
+                } else if (streq(a, "--compression"))
                         p.compression = true;
                 else if (streq(a, "--auto-converge"))
                         p.auto_converge = true;
                 else if (streq(a, "--postcopy"))
                         p.postcopy_allowed = true;
                 else if (v && streq(a, "--bandwidth"))
-                        p.bandwidth = strtoull(v, NULL, 10), i++;
+                        p.bandwidth = parse_size(v), i++;
                 else if (v && streq(a, "--max-downtime"))
                         p.max_downtime_ms = strtoull(v, NULL, 10), i++;
                 else if (v && streq(a, "--parallel"))
                         p.parallel_connections = (uint32_t) strtoul(v, NULL, 10), i++;
-                else if (v && streq(a, "--postcopy-after"))
-                        postcopy_after = strtod(v, NULL), p.postcopy_allowed = true, i++;
-                else if (v && streq(a, "--abort-after"))
-                        abort_after = strtod(v, NULL), i++;
-                else if (v && streq(a, "--downtime-after")) {
-                        char *colon = strchr(v, ':');
-                        if (!colon) {
-                                fprintf(stderr, "--downtime-after SEC:MS\n");
-                                return 2;
-                        }
-                        downtime_after = strtod(v, NULL);
-                        downtime_after_ms = strtoull(colon + 1, NULL, 10);
-                        i++;
-                } else if (v && streq(a, "--expect"))
-                        expect = v, i++;
-                else if (v && streq(a, "--timeout"))
-                        timeout = strtod(v, NULL), i++;
                 else {
                         fprintf(stderr, "unknown option %s\n", a);
                         return 2;
@@ -521,7 +706,7 @@ static int migrate(int argc, char *argv[]) {
                 printf("cpu_compatible: %s%s%s\n", r == 0 ? "yes" : strerror(-r), r < 0 ? ": " : "",
                        r < 0 ? e.message : "");
         }
-        uint64_t t0 = now_usec();
+        uint64_t t0 = now_usec(), slowest;
         r = ops->migrate_start(ctx, vm, &p, &handle, &e);
         if (r < 0) {
                 fprintf(stderr, "migrate_start: %s: %s\n", strerror(-r), e.message);
@@ -529,83 +714,104 @@ static int migrate(int argc, char *argv[]) {
         }
         printf("migrate_start returned after %.1f ms\n", (double) (now_usec() - t0) / 1000);
 
-        FerryMigrateProgress pr;
-        uint64_t max_progress_usec = 0;
-        for (;;) {
-                double t = (double) (now_usec() - t0) / 1e6;
-                uint64_t c0 = now_usec();
-                pr = (FerryMigrateProgress) { .struct_size = sizeof(pr) };
-                r = ops->migrate_progress(ctx, handle, &pr, &e);
-                max_progress_usec = MAX(max_progress_usec, now_usec() - c0);
-                if (r < 0) {
-                        fprintf(stderr, "migrate_progress: %s: %s\n", strerror(-r), e.message);
-                        return 1;
-                }
-                printf("t=%6.2fs %-10s iter=%-3" PRIu32 " total=%" PRIu64 "MiB sent=%" PRIu64 "MiB left=%" PRIu64
-                       "MiB rate=%" PRIu64 "MiB/s dirty=%" PRIu64 "MiB/s\n", t, phase_name(pr.phase), pr.iteration,
-                       pr.memory_total >> 20, pr.memory_processed >> 20, pr.memory_remaining >> 20, pr.rate >> 20,
-                       pr.dirty_rate >> 20);
-                fflush(stdout);
-                if (pr.phase >= FERRY_MIGRATE_COMPLETED)
-                        break;
-                if (postcopy_after >= 0 && t >= postcopy_after) {
-                        postcopy_after = -1;
-                        r = ops->migrate_start_postcopy(ctx, handle, &e);
-                        printf("migrate_start_postcopy: %s %s\n", r < 0 ? strerror(-r) : "ok", r < 0 ? e.message : "");
-                }
-                if (abort_after >= 0 && t >= abort_after) {
-                        abort_after = -1;
-                        r = ops->migrate_abort(ctx, handle, &e);
-                        printf("migrate_abort: %s %s\n", r < 0 ? strerror(-r) : "ok", r < 0 ? e.message : "");
-                }
-                if (downtime_after >= 0 && t >= downtime_after) {
-                        downtime_after = -1;
-                        r = ops->migrate_set_max_downtime(ctx, handle, downtime_after_ms, &e);
-                        printf("migrate_set_max_downtime(%" PRIu64 "): %s %s\n", downtime_after_ms,
-                               r < 0 ? strerror(-r) : "ok", r < 0 ? e.message : "");
-                }
-                if (t > timeout) {
-                        fprintf(stderr, "timeout: aborting\n");
-                        (void) ops->migrate_abort(ctx, handle, &e);
-                        timeout = 1e9;
-                }
-                usleep(200 * 1000);
-        }
-        printf("outcome: %s\n", phase_name(pr.phase));
-        if (pr.error.message[0])
-                printf("error: %s\n", pr.error.message);
-        if (pr.started_usec && pr.finished_usec)
-                printf("hypervisor migration wall time: %.3f s\n", (double) (pr.finished_usec - pr.started_usec) / 1e6);
-        printf("downtime: %" PRIu64 " ms, iterations: %" PRIu32 ", memory sent: %" PRIu64 " MiB of %" PRIu64 " MiB\n",
-               pr.downtime_ms, pr.iteration, pr.memory_processed >> 20, pr.memory_total >> 20);
-        printf("slowest migrate_progress call: %.1f ms\n", (double) max_progress_usec / 1000);
-        ops->migrate_release(ctx, handle);
-
-        /* Where is it now? */
-        FerryVm *vms = NULL;
-        size_t n = 0;
-        if (ops->list_vms(ctx, &vms, &n, &e) == 0) {
-                const FerryVm *v = find_vm(vms, n, vm);
-                printf("on source: %s\n", v ? state_name(v->state) : "absent");
-                ops->free_vms(ctx, vms, n);
+        FerryMigrateProgress pr = follow(ctx, handle, &s, t0, &slowest);
+        if (!s.released) {
+                print_outcome(&pr, slowest);
+                ops->migrate_release(ctx, handle);
         }
         ops->close(ctx);
-        _cleanup_free_ char *dconfig = NULL;
-        CHECK(asprintf(&dconfig, "uri=%s", dest) > 0);
-        void *dctx = open_or_die(dconfig);
-        if (ops->list_vms(dctx, &vms, &n, &e) == 0) {
-                const FerryVm *v = find_vm(vms, n, vm);
-                printf("on destination: %s\n", v ? state_name(v->state) : "absent");
-                ops->free_vms(dctx, vms, n);
+        print_where("source", src, vm);
+        print_where("destination", dest, vm);
+        if (s.released)
+                return 0;
+        return streq(phase_name(pr.phase), s.expect) ? 0 : 1;
+}
+
+/* Takes over a migration that an earlier process started and left to
+ * libvirtd (kill `migrate` with SIGKILL mid-way), then steers it. */
+static int adopt(int argc, char *argv[]) {
+        const char *src = argv[0], *vm = argv[1], *dest = NULL;
+        Steering s = {
+                .source_uri = src, .vm = vm, .expect = NULL, .timeout = 300,
+                .postcopy_after = -1, .abort_after = -1, .downtime_after = -1, .speed_after = -1, .release_after = -1,
+        };
+        uint64_t max_downtime_ms = 0;
+        _cleanup_free_ char *config = NULL;
+        FerryError e = {};
+        void *handle = NULL;
+        int r;
+
+        for (int i = 2; i < argc; i++) {
+                const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+                if (steering_option(argc, argv, &i, &s, &r)) {
+                        if (r)
+                                return r;
+                } else if (v && streq(a, "--max-downtime"))
+                        max_downtime_ms = strtoull(v, NULL, 10), i++;
+                else if (v && streq(a, "--dest"))
+                        dest = v, i++;
+                else {
+                        fprintf(stderr, "unknown option %s\n", a);
+                        return 2;
+                }
         }
-        ops->close(dctx);
-        return streq(phase_name(pr.phase), expect) ? 0 : 1;
+
+        CHECK(asprintf(&config, "uri=%s", src) > 0);
+        void *ctx = open_or_die(config);
+        if (!ops->migrate_adopt) {
+                fprintf(stderr, "the module has no migrate_adopt\n");
+                return 1;
+        }
+        uint64_t t0 = now_usec(), slowest;
+        r = ops->migrate_adopt(ctx, vm, &handle, &e);
+        if (r < 0) {
+                printf("migrate_adopt: %s: %s\n", strerror(-r), e.message);
+                ops->close(ctx);
+                return s.expect && streq(s.expect, "none") ? 0 : 1;
+        }
+        printf("migrate_adopt returned after %.1f ms\n", (double) (now_usec() - t0) / 1000);
+
+        FerryMigrateProgress pr = { .struct_size = sizeof(pr) };
+        CHECK_EQ_INT(ops->migrate_progress(ctx, handle, &pr, &e), 0);
+        if (pr.started_usec)
+                printf("libvirt's job started %.1f s ago\n", (double) (t0 - MIN(pr.started_usec, t0)) / 1e6);
+        else
+                printf("libvirt's job gave no start time\n");
+        /* A second handle on the same migration is refused. */
+        void *second = NULL;
+        r = ops->migrate_adopt(ctx, vm, &second, &e);
+        printf("migrate_adopt again: %s%s%s\n", r < 0 ? strerror(-r) : "ok (unexpected)", r < 0 ? ": " : "",
+               r < 0 ? e.message : "");
+        if (r >= 0)
+                ops->migrate_release(ctx, second);
+        r = ops->migrate_set_auto_converge(ctx, handle, true, &e);
+        printf("migrate_set_auto_converge(on): %s%s%s\n", r < 0 ? strerror(-r) : "ok", r < 0 ? ": " : "",
+               r < 0 ? e.message : "");
+        if (max_downtime_ms > 0) {
+                r = ops->migrate_set_max_downtime(ctx, handle, max_downtime_ms, &e);
+                printf("migrate_set_max_downtime(%" PRIu64 "): %s %s\n", max_downtime_ms, r < 0 ? strerror(-r) : "ok",
+                       r < 0 ? e.message : "");
+        }
+
+        pr = follow(ctx, handle, &s, t0, &slowest);
+        if (!s.released) {
+                print_outcome(&pr, slowest);
+                ops->migrate_release(ctx, handle);
+        }
+        ops->close(ctx);
+        print_where("source", src, vm);
+        if (dest)
+                print_where("destination", dest, vm);
+        if (s.released)
+                return 0;
+        return !s.expect || streq(phase_name(pr.phase), s.expect) ? 0 : 1;
 }
 
 int main(int argc, char *argv[]) {
         if (argc < 2) {
                 fprintf(stderr, "usage: %s MODULE [facts URI | cpu URI VM DEST_URI | "
-                        "watch URI SECONDS | migrate SRC_URI VM DEST_URI MIGRATION_ADDR [OPTION...]]\n", argv[0]);
+                        "watch URI SECONDS | migrate SRC_URI VM DEST_URI MIGRATION_ADDR [OPTION...] | "
+                        "adopt SRC_URI VM [OPTION...]]\n", argv[0]);
                 return 2;
         }
         load(argv[1]);
@@ -619,6 +825,8 @@ int main(int argc, char *argv[]) {
                 return watch(argv[3], atoi(argv[4]));
         if (streq(argv[2], "migrate") && argc >= 7)
                 return migrate(argc - 3, argv + 3);
+        if (streq(argv[2], "adopt") && argc >= 5)
+                return adopt(argc - 3, argv + 3);
         fprintf(stderr, "bad arguments; see the head of %s\n", __FILE__);
         return 2;
 }
