@@ -34,7 +34,10 @@
 /* Upper bounds that keep a hostile frame from making us allocate much;
  * far above corosync's own limits and the sizes we plan for. */
 #define STATE_NODES_MAX 1024U
-#define STATE_VMS_MAX 200000U
+/* At about 100 bytes a VM and up to 4 KiB of log per kept job, 100,000 VMs
+ * and the kept jobs stay under FERRY_MESSAGE_MAX, the frame a full state
+ * travels in at a sync. */
+#define STATE_VMS_MAX 100000U
 #define STATE_JOBS_MAX 100000U
 
 /* What a node publishes about itself. */

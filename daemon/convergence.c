@@ -12,8 +12,8 @@ void convergence_policy_default(ConvergencePolicy *p, uint64_t memory_bytes) {
         uint64_t gib = (memory_bytes + (UINT64_C(1) << 30) - 1) >> 30;
 
         *p = (ConvergencePolicy) {
-                .downtime_steps_ms = { 100, 200, 300, 500 },
-                .n_downtime_steps = 4,
+                .downtime_steps_ms = { 300, 400, 500 },
+                .n_downtime_steps = 3,
                 .stall_rounds = 2,
                 .progress_timeout_usec = UINT64_C(60) * 1000000,
                 .completion_timeout_usec = MAX(gib * 120, UINT64_C(300)) * 1000000,

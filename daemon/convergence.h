@@ -7,7 +7,9 @@
  *
  * Escalation, one step each time the remaining memory has failed to shrink
  * (by at least 10%) for `stall_rounds` consecutive pre-copy rounds:
- *   1. raise the allowed downtime along the ladder (e.g. 100→200→300→500 ms);
+ *   1. raise the allowed downtime along the ladder (300→400→500 ms by
+ *      default: 300 ms is QEMU's own default, and starting lower only buys
+ *      extra pre-copy rounds for guests that converge anyway);
  *   2. auto-converge (throttle the guest's CPUs), if allowed and supported;
  *   3. switch to post-copy, if allowed;
  *   4. abort, saying why.
@@ -61,7 +63,7 @@ typedef struct Convergence {
         uint64_t start_usec;
 } Convergence;
 
-/* The default ladder and timeouts: 100, 200, 300, 500 ms; 2 stalled rounds;
+/* The default ladder and timeouts: 300, 400, 500 ms; 2 stalled rounds;
  * 60 s without progress; 120 s per GiB of guest memory, at least 300 s. */
 void convergence_policy_default(ConvergencePolicy *p, uint64_t memory_bytes);
 void convergence_init(Convergence *c, const ConvergencePolicy *p, uint64_t now_usec);

@@ -50,6 +50,7 @@ typedef struct Daemon {
         unsigned drain_last_status;
         sd_event_source *inventory_timer;
         bool inventory_proposal_pending;
+        uint64_t inventory_jobs_marker;
         uint64_t inventory_proposal_seq;
 
         PendingCall *pending_calls;     /* D-Bus calls waiting for their commit */

@@ -270,6 +270,18 @@ static void publish_inventory(Daemon *d) {
         command_done(&c);
 }
 
+/* Changes whenever a job into or out of this node reaches its end. */
+static uint64_t own_finished_jobs_marker(Daemon *d) {
+        const ClusterState *s = replica_state(d->replica);
+        uint64_t marker = 0;
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                const JobRecord *j = &s->jobs[i];
+                if (job_state_is_final(j->state) && (j->source == d->node_id || j->destination == d->node_id))
+                        marker = marker * 31 + j->id;
+        }
+        return marker;
+}
+
 static int on_inventory_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Daemon *d = userdata;
         publish_inventory(d);
@@ -360,7 +372,15 @@ static void replica_changed(void *userdata) {
 
         if (mode == REPLICA_SYNCED) {
                 publish_facts(d, false);
-                publish_inventory(d);
+                /* The inventory changes when a migration in or out of this
+                 * node ends; otherwise the timer looks. Listing VMs on
+                 * every commit would cost a hypervisor round trip per
+                 * progress update. */
+                uint64_t marker = own_finished_jobs_marker(d);
+                if (marker != d->inventory_jobs_marker) {
+                        d->inventory_jobs_marker = marker;
+                        publish_inventory(d);
+                }
                 if (d->runner)
                         runner_state_changed(d->runner);
                 drain_driver_state_changed(d);

@@ -421,6 +421,13 @@ static void poll_one(Runner *r, LocalMigration *m) {
                 propose_update(r, m, &p);
 }
 
+/* Polling the backend is cheap (it answers from a cache); the end of a
+ * migration should be seen within a fifth of a second, progress is
+ * published at its own pace (progress_interval_ms). */
+static uint64_t runner_tick_usec(const Runner *r) {
+        return MIN((uint64_t) r->daemon->config.progress_interval_ms * 1000 / 2, UINT64_C(200000));
+}
+
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Runner *r = userdata;
 
@@ -431,7 +438,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         poll_one(r, m);
         /* A FINISH that could not be proposed (no quorum) is retried here. */
         runner_state_changed(r);
-        (void) sd_event_source_set_time_relative(s, (uint64_t) r->daemon->config.progress_interval_ms * 1000 / 2);
+        (void) sd_event_source_set_time_relative(s, runner_tick_usec(r));
         return 0;
 }
 
@@ -508,8 +515,7 @@ int runner_new(Daemon *d, Runner **ret) {
         if (!r)
                 return -ENOMEM;
         r->daemon = d;
-        k = sd_event_add_time_relative(d->event, &r->timer, CLOCK_MONOTONIC,
-                                       (uint64_t) d->config.progress_interval_ms * 1000 / 2, 0, on_timer, r);
+        k = sd_event_add_time_relative(d->event, &r->timer, CLOCK_MONOTONIC, runner_tick_usec(r), 0, on_timer, r);
         if (k < 0) {
                 free(r);
                 return k;

@@ -213,12 +213,25 @@ static uint32_t cluster_cap(const ClusterState *s) {
 
 unsigned state_jobs_schedule(ClusterState *s) {
         uint32_t cap = cluster_cap(s);
-        size_t active = 0;
         unsigned granted = 0;
+        size_t n_active = 0;
+        struct { uint32_t source, destination; } *active;
 
+        /* The slots in use: few (bounded by the limits), however many jobs
+         * are queued or kept, so each queued job is checked against them
+         * rather than against every job. */
         for (size_t i = 0; i < s->n_jobs; i++)
                 if (job_state_holds_slot(s->jobs[i].state))
-                        active++;
+                        n_active++;
+        active = malloc((n_active + s->n_jobs + 1) * sizeof(*active));
+        if (!active)
+                return 0;       /* nothing granted now; the next commit retries */
+        n_active = 0;
+        for (size_t i = 0; i < s->n_jobs; i++)
+                if (job_state_holds_slot(s->jobs[i].state)) {
+                        active[n_active].source = s->jobs[i].source;
+                        active[n_active++].destination = s->jobs[i].destination;
+                }
 
         for (size_t i = 0; i < s->n_jobs; i++) {
                 JobRecord *j = &s->jobs[i];
@@ -227,27 +240,24 @@ unsigned state_jobs_schedule(ClusterState *s) {
 
                 if (j->state != JOB_QUEUED)
                         continue;
-                if (cap > 0 && active >= cap)
+                if (cap > 0 && n_active >= cap)
                         break;
-                for (size_t k = 0; k < s->n_jobs; k++) {
-                        const JobRecord *o = &s->jobs[k];
-                        if (!job_state_holds_slot(o->state))
-                                continue;
-                        if ((o->source == j->source && o->destination == j->destination) ||
-                            (o->source == j->destination && o->destination == j->source))
+                for (size_t k = 0; k < n_active; k++) {
+                        if ((active[k].source == j->source && active[k].destination == j->destination) ||
+                            (active[k].source == j->destination && active[k].destination == j->source))
                                 pair_busy = true;
-                        if (o->source == j->source)
-                                out++;
-                        if (o->destination == j->destination)
-                                in++;
+                        out += active[k].source == j->source;
+                        in += active[k].destination == j->destination;
                 }
                 if (pair_busy || out >= node_limit(s, j->source, true) ||
                     in >= node_limit(s, j->destination, false))
                         continue;
                 j->state = JOB_GRANTED;
-                active++;
+                active[n_active].source = j->source;
+                active[n_active++].destination = j->destination;
                 granted++;
         }
+        free(active);
         return granted;
 }
 

@@ -35,7 +35,7 @@ static void test_converging_guest_needs_nothing(void) {
 
         convergence_policy_default(&p, UINT64_C(1) << 30);
         convergence_init(&c, &p, 0);
-        CHECK_EQ_INT(convergence_initial_downtime(&c), 100);
+        CHECK_EQ_INT(convergence_initial_downtime(&c), 300);
         CHECK_EQ_INT(run(&c, rem, 5, a, args), 0);
 }
 
@@ -51,15 +51,13 @@ static void test_ladder_then_abort(void) {
         convergence_policy_default(&p, UINT64_C(1) << 30);
         convergence_init(&c, &p, 0);
         size_t k = run(&c, rem, 20, a, args);
-        /* 200, 300, 500 ms, then abort (no auto-converge, no post-copy). */
-        CHECK(k >= 4);
+        /* 400, 500 ms, then abort (no auto-converge, no post-copy). */
+        CHECK(k >= 3);
         CHECK_EQ_INT(a[0], CONVERGENCE_SET_DOWNTIME);
-        CHECK_EQ_INT(args[0], 200);
+        CHECK_EQ_INT(args[0], 400);
         CHECK_EQ_INT(a[1], CONVERGENCE_SET_DOWNTIME);
-        CHECK_EQ_INT(args[1], 300);
-        CHECK_EQ_INT(a[2], CONVERGENCE_SET_DOWNTIME);
-        CHECK_EQ_INT(args[2], 500);
-        CHECK_EQ_INT(a[3], CONVERGENCE_ABORT);
+        CHECK_EQ_INT(args[1], 500);
+        CHECK_EQ_INT(a[2], CONVERGENCE_ABORT);
 }
 
 static void test_auto_converge_then_postcopy(void) {
@@ -76,11 +74,11 @@ static void test_auto_converge_then_postcopy(void) {
         p.postcopy_allowed = true;
         convergence_init(&c, &p, 0);
         size_t k = run(&c, rem, 30, a, args);
-        CHECK(k >= 5);
-        CHECK_EQ_INT(a[3], CONVERGENCE_AUTO_CONVERGE);
-        CHECK_EQ_INT(a[4], CONVERGENCE_POSTCOPY);
+        CHECK(k >= 4);
+        CHECK_EQ_INT(a[2], CONVERGENCE_AUTO_CONVERGE);
+        CHECK_EQ_INT(a[3], CONVERGENCE_POSTCOPY);
         /* Once in post-copy, pre-copy escalation stops. */
-        CHECK_EQ_INT(k, 5);
+        CHECK_EQ_INT(k, 4);
 }
 
 static void test_auto_converge_unavailable_is_skipped(void) {
@@ -97,8 +95,8 @@ static void test_auto_converge_unavailable_is_skipped(void) {
         convergence_init(&c, &p, 0);
         convergence_auto_converge_unavailable(&c);
         size_t k = run(&c, rem, 30, a, args);
-        CHECK(k >= 4);
-        CHECK_EQ_INT(a[3], CONVERGENCE_ABORT);
+        CHECK(k >= 3);
+        CHECK_EQ_INT(a[2], CONVERGENCE_ABORT);
 }
 
 static void test_timeouts(void) {
