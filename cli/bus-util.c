@@ -130,6 +130,8 @@ static ValueType value_type_from_signature(const char *sig) {
 
         if (strcmp(sig, "as") == 0)
                 return VALUE_STRV;
+        if (strcmp(sig, "a(ss)") == 0)
+                return VALUE_PAIRS;
 
         return VALUE_UNSET;
 }
@@ -178,6 +180,61 @@ static int read_basic(sd_bus_message *m, char c, Value *v) {
         return 0;
 }
 
+static void strv_freep(char ***l) {
+        for (char **i = *l; i && *i; i++)
+                free(*i);
+        free(*l);
+}
+
+/* a(ss) at the read position into a flat, NULL-terminated list (see
+ * VALUE_PAIRS); an empty array is an empty list, not NULL. */
+static int read_pairs(sd_bus_message *m, char ***ret) {
+        _cleanup_(strv_freep) char **l = NULL;
+        size_t n = 0;
+        int r;
+
+        l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+
+        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(ss)");
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                const char *a, *b;
+                char **nl;
+
+                r = sd_bus_message_read(m, "(ss)", &a, &b);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+
+                /* Kept NULL-terminated after every step, so that the
+                 * cleanup frees exactly what was copied. */
+                nl = reallocarray(l, n + 3, sizeof(char *));
+                if (!nl)
+                        return -ENOMEM;
+                l = nl;
+                l[n + 1] = l[n + 2] = NULL;
+                l[n] = strdup(a);
+                if (!l[n])
+                        return -ENOMEM;
+                l[n + 1] = strdup(b);
+                if (!l[n + 1])
+                        return -ENOMEM;
+                n += 2;
+        }
+
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 int bus_read_variant(sd_bus_message *m, Value *ret) {
         _cleanup_(value_done) Value v = {};
         const char *contents;
@@ -210,6 +267,14 @@ int bus_read_variant(sd_bus_message *m, Value *ret) {
                 if (r < 0)
                         return r;
                 v.type = VALUE_STRV;
+                v.strv = l;
+        } else if (type == VALUE_PAIRS) {
+                char **l = NULL;
+
+                r = read_pairs(m, &l);
+                if (r < 0)
+                        return r;
+                v.type = VALUE_PAIRS;
                 v.strv = l;
         } else {
                 /* A string value owns memory only once strdup() succeeded;
@@ -304,9 +369,8 @@ int bus_get_managed_objects(sd_bus *bus, sd_bus_error *error, sd_bus_message **r
                                   error, reply, NULL);
 }
 
-/* One object's a{sa{sv}}. */
-static int read_object(sd_bus_message *m, const char *interface,
-                       const Field *fields, size_t n, ObjectAddFunc add, void *userdata) {
+int bus_read_interfaces(sd_bus_message *m, const char *interface,
+                        const Field *fields, size_t n, ObjectAddFunc add, void *userdata) {
         int r;
 
         r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}");
@@ -366,7 +430,7 @@ int bus_read_managed_objects(sd_bus_message *m, const char *interface,
                 if (r < 0)
                         return r;
 
-                r = read_object(m, interface, fields, n, add, userdata);
+                r = bus_read_interfaces(m, interface, fields, n, add, userdata);
                 if (r < 0)
                         return r;
 
@@ -381,4 +445,65 @@ int bus_read_managed_objects(sd_bus_message *m, const char *interface,
 char *bus_job_path(char buf[static BUS_JOB_PATH_MAX], uint64_t id) {
         snprintf(buf, BUS_JOB_PATH_MAX, "%s/%" PRIu64, FERRY_JOB_PATH_PREFIX, id);
         return buf;
+}
+
+int bus_get_node_path(sd_bus *bus, const char *name_or_id, char **ret_path) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *operation = NULL;
+        const char *p;
+        char *path;
+        int r;
+
+        if (asprintf(&operation, "looking up node '%s'", name_or_id) < 0) {
+                operation = NULL;
+                print_error("out of memory");
+                return FERRYCTL_EXIT_FAILURE;
+        }
+
+        r = sd_bus_call_method(bus, FERRY_BUS_NAME, FERRY_OBJECT_PATH, FERRY_CLUSTER_INTERFACE,
+                               "GetNode", &error, &reply, "s", name_or_id);
+        if (r < 0)
+                return bus_error_exit(operation, &error, r);
+
+        r = sd_bus_message_read(reply, "o", &p);
+        if (r < 0)
+                return bus_parse_error_exit(operation, r);
+        /* p points into reply. */
+        path = strdup(p);
+        if (!path)
+                return bus_parse_error_exit(operation, -ENOMEM);
+
+        *ret_path = path;
+        return FERRYCTL_EXIT_SUCCESS;
+}
+
+int bus_read_node(sd_bus *bus, const char *name_or_id, const char *path, NodeInfo *ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *operation = NULL;
+        int r;
+
+        if (asprintf(&operation, "reading node '%s'", name_or_id) < 0) {
+                operation = NULL;
+                print_error("out of memory");
+                return FERRYCTL_EXIT_FAILURE;
+        }
+
+        r = bus_get_all_properties(bus, path, FERRY_NODE_INTERFACE, &error, &reply);
+        if (r < 0) {
+                /* Removed since it was looked up: as unknown as it gets. */
+                if (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
+                    sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE)) {
+                        print_error("node '%s' disappeared while it was being read: %s",
+                                    name_or_id, bus_error_text(&error, r));
+                        return FERRYCTL_EXIT_NOT_FOUND;
+                }
+                return bus_error_exit(operation, &error, r);
+        }
+
+        r = bus_read_properties(reply, node_fields, _NODE_FIELD_MAX, ret->values);
+        if (r < 0)
+                return bus_parse_error_exit(operation, r);
+        return FERRYCTL_EXIT_SUCCESS;
 }

@@ -8,6 +8,7 @@
 #include <systemd/sd-bus.h>
 
 #include "ferry-bus.h"
+#include "node.h"
 #include "value.h"
 
 /* Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS overrides where that
@@ -54,6 +55,12 @@ int bus_get_managed_objects(sd_bus *bus, sd_bus_error *error, sd_bus_message **r
  * owns (and frees also when reading fails later), or NULL on OOM. */
 typedef Value *(*ObjectAddFunc)(void *userdata);
 
+/* Reads one object's a{sa{sv}} (its interfaces with their properties, as in
+ * GetManagedObjects and InterfacesAdded): if it has `interface`, gets an
+ * array from add() and fills it as bus_read_properties() does. */
+int bus_read_interfaces(sd_bus_message *m, const char *interface,
+                        const Field *fields, size_t n, ObjectAddFunc add, void *userdata);
+
 /* Reads GetManagedObjects' a{oa{sa{sv}}}: for every object that has
  * `interface`, gets an array from add() and fills it as
  * bus_read_properties() does. Other objects and interfaces are skipped. */
@@ -63,3 +70,14 @@ int bus_read_managed_objects(sd_bus_message *m, const char *interface,
 /* "/org/ferry/Ferry1/job/17" */
 #define BUS_JOB_PATH_MAX (sizeof(FERRY_JOB_PATH_PREFIX) + 1 + 20)
 char *bus_job_path(char buf[static BUS_JOB_PATH_MAX], uint64_t id);
+
+/* Cluster.GetNode(name_or_id): the node's object path. The name or id goes
+ * to ferryd as typed: it alone knows which nodes exist and how names and ids
+ * resolve. Returns an exit code, having printed the error if it is not 0
+ * (an unknown node is 5). */
+int bus_get_node_path(sd_bus *bus, const char *name_or_id, char **ret_path);
+
+/* GetAll of the node object at path into *ret, which the caller frees with
+ * node_info_done() also on failure; name_or_id is for the messages. Returns
+ * an exit code, having printed the error if it is not 0. */
+int bus_read_node(sd_bus *bus, const char *name_or_id, const char *path, NodeInfo *ret);

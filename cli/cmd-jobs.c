@@ -21,30 +21,6 @@
 /* Finished jobs `jobs` shows without --all. */
 #define JOBS_FINISHED_SHOWN 10
 
-typedef struct JobList {
-        JobInfo *jobs;
-        size_t n;
-} JobList;
-
-static void job_list_done(JobList *l) {
-        for (size_t i = 0; i < l->n; i++)
-                job_info_done(l->jobs + i);
-        free(l->jobs);
-        *l = (JobList) {};
-}
-
-static Value *job_list_add(void *userdata) {
-        JobList *l = userdata;
-        JobInfo *jobs;
-
-        jobs = reallocarray(l->jobs, l->n + 1, sizeof(JobInfo));
-        if (!jobs)
-                return NULL;
-        l->jobs = jobs;
-        l->jobs[l->n++] = (JobInfo) {};
-        return l->jobs[l->n - 1].values;
-}
-
 /* Active jobs first, oldest first (the order in which they get a slot);
  * then finished ones, newest first. */
 static int job_compare(const void *a, const void *b) {

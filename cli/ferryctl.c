@@ -32,6 +32,8 @@ static const Command commands[] = {
         { "jobs",        "",                  "List migration jobs, active ones first",         0, 0, cmd_jobs },
         { "job",         "ID",                "Show one migration job in detail",               1, 1, cmd_job },
         { "cancel",      "ID",                "Cancel a migration job",                         1, 1, cmd_cancel },
+        { "drain",       "NAME|ID",           "Move every VM off a node and keep it empty",     1, 1, cmd_drain },
+        { "undrain",     "NAME|ID",           "End a node's drain, and its maintenance",        1, 1, cmd_undrain },
         { "help",        "",                  "Show this help",                                 0, 0, NULL },
 };
 
@@ -48,10 +50,13 @@ typedef enum OptionId {
         OPT_MAX_DOWNTIME,
         OPT_POSTCOPY,
         OPT_AUTO_CONVERGE,
+        OPT_DRY_RUN,
+        OPT_BLOCKERS,
+        OPT_KEEP_MAINTENANCE,
         _OPT_MAX,
 } OptionId;
 
-#define OPTION_COMMANDS_MAX 2
+#define OPTION_COMMANDS_MAX 3
 
 typedef struct Option {
         const char *name;                          /* "--to" */
@@ -64,18 +69,21 @@ typedef struct Option {
 /* Every option, with the commands it belongs to: the parser, the check that
  * an option fits its command and --help all read this table. */
 static const Option options[_OPT_MAX] = {
-        [OPT_HELP]          = { "--help",          "-h", NULL,     {},                 "Show this help" },
-        [OPT_VERSION]       = { "--version",       NULL, NULL,     {},                 "Show the version" },
-        [OPT_JSON]          = { "--json",          NULL, NULL,     {},                 "Print results as JSON (see docs/ferryctl.md)" },
-        [OPT_NODE]          = { "--node",          NULL, "NODE",   { "vms" },          "Only the VMs on this node (name or id)" },
-        [OPT_ALL]           = { "--all",           NULL, NULL,     { "jobs" },         "Every finished job ferryd keeps, not only the last 10" },
-        [OPT_TO]            = { "--to",            NULL, "NODE",   { "migrate" },      "Destination; without it ferryd picks the best node" },
-        [OPT_CHECK]         = { "--check",         NULL, NULL,     { "migrate" },      "Only run the pre-flight checks; move nothing" },
-        [OPT_WAIT]          = { "--wait",          NULL, NULL,     { "migrate", "job" }, "Follow the job to its end (Ctrl-C stops watching, not the job)" },
-        [OPT_BANDWIDTH]     = { "--bandwidth",     NULL, "SIZE/s", { "migrate" },      "Cap the transfer rate, e.g. 100M (binary units; 0: no cap)" },
-        [OPT_MAX_DOWNTIME]  = { "--max-downtime",  NULL, "MS",     { "migrate" },      "Downtime to aim for first, in milliseconds" },
-        [OPT_POSTCOPY]      = { "--postcopy",      NULL, NULL,     { "migrate" },      "Allow switching to post-copy if pre-copy does not converge" },
-        [OPT_AUTO_CONVERGE] = { "--auto-converge", NULL, NULL,     { "migrate" },      "Allow slowing the guest's vCPUs down to converge" },
+        [OPT_HELP]             = { "--help",             "-h", NULL,         {},                            "Show this help" },
+        [OPT_VERSION]          = { "--version",          NULL, NULL,         {},                            "Show the version" },
+        [OPT_JSON]             = { "--json",             NULL, NULL,         {},                            "Print results as JSON (see docs/ferryctl.md)" },
+        [OPT_NODE]             = { "--node",             NULL, "NODE",       { "vms" },                     "Only the VMs on this node (name or id)" },
+        [OPT_ALL]              = { "--all",              NULL, NULL,         { "jobs" },                    "Every finished job ferryd keeps, not only the last 10" },
+        [OPT_TO]               = { "--to",               NULL, "NODE",       { "migrate" },                 "Destination; without it ferryd picks the best node" },
+        [OPT_CHECK]            = { "--check",            NULL, NULL,         { "migrate" },                 "Only run the pre-flight checks; move nothing" },
+        [OPT_WAIT]             = { "--wait",             NULL, NULL,         { "migrate", "job", "drain" }, "Follow it to its end (Ctrl-C stops only the watching)" },
+        [OPT_BANDWIDTH]        = { "--bandwidth",        NULL, "SIZE/s",     { "migrate" },                 "Cap the transfer rate, e.g. 100M (binary units; 0: no cap)" },
+        [OPT_MAX_DOWNTIME]     = { "--max-downtime",     NULL, "MS",         { "migrate" },                 "Downtime to aim for first, in milliseconds" },
+        [OPT_POSTCOPY]         = { "--postcopy",         NULL, NULL,         { "migrate" },                 "Allow switching to post-copy if pre-copy does not converge" },
+        [OPT_AUTO_CONVERGE]    = { "--auto-converge",    NULL, NULL,         { "migrate" },                 "Allow slowing the guest's vCPUs down to converge" },
+        [OPT_DRY_RUN]          = { "--dry-run",          NULL, NULL,         { "drain" },                   "Only show what a drain does now; change nothing" },
+        [OPT_BLOCKERS]         = { "--blockers",         NULL, "fail|leave", { "drain" },                   "VMs that cannot move: fail (default) or leave them on the node" },
+        [OPT_KEEP_MAINTENANCE] = { "--keep-maintenance", NULL, NULL,         { "undrain" },                 "End the drain, but keep the node in maintenance" },
 };
 
 static bool option_applies_to(const Option *o, const char *command) {
@@ -133,14 +141,16 @@ static void help(void) {
         printf("\n"
                "Exit status:\n"
                "  0    success\n"
-               "  1    the operation failed, or the migration waited for failed\n"
+               "  1    the operation failed, the migration waited for failed, or the drain\n"
+               "       waited for was ended by someone else\n"
                "  2    usage error\n"
                "  3    ferryd cannot be reached on the system bus\n"
                "  4    access denied (changes need root or polkit's org.ferry.manage)\n"
                "  5    no such node, VM or job\n"
                "  6    migration refused by a pre-flight check\n"
                "  7    the migration waited for was cancelled\n"
-               "  130  interrupted while waiting (the job goes on)\n");
+               "  8    the drain waited for is blocked: VMs cannot move (listed)\n"
+               "  130  interrupted while waiting (the job or drain goes on)\n");
 }
 
 int usage_error(const char *fmt, ...) {
@@ -272,12 +282,17 @@ static int make_context(const Command *cmd, const Arguments *a, CommandContext *
                 .wait = a->given[OPT_WAIT],
                 .postcopy = a->given[OPT_POSTCOPY],
                 .auto_converge = a->given[OPT_AUTO_CONVERGE],
+                .dry_run = a->given[OPT_DRY_RUN],
+                .blockers = a->value[OPT_BLOCKERS],
+                .keep_maintenance = a->given[OPT_KEEP_MAINTENANCE],
         };
 
         if (ctx->node && !*ctx->node)
                 return usage_error("--node needs a node name or id");
         if (ctx->to && !*ctx->to)
                 return usage_error("--to needs a node name or id");
+        if (ctx->blockers && !streq(ctx->blockers, "fail") && !streq(ctx->blockers, "leave"))
+                return usage_error("--blockers takes 'fail' or 'leave', not '%s'", ctx->blockers);
 
         if (a->given[OPT_BANDWIDTH]) {
                 r = parse_bandwidth(a->value[OPT_BANDWIDTH], &ctx->bandwidth);

@@ -21,6 +21,7 @@ enum {
         FERRYCTL_EXIT_NOT_FOUND     = 5, /* no such node, VM or job */
         FERRYCTL_EXIT_REFUSED       = 6, /* a pre-flight check refused the migration */
         FERRYCTL_EXIT_CANCELLED     = 7, /* the job that was waited for was cancelled */
+        FERRYCTL_EXIT_DRAIN_BLOCKED = 8, /* the drain waited for is blocked: VMs cannot move */
         FERRYCTL_EXIT_INTERRUPTED   = 130, /* Ctrl-C while waiting; the job goes on */
 };
 
@@ -38,13 +39,16 @@ typedef struct CommandContext {
         const char *node;           /* vms --node */
         const char *to;             /* migrate --to; NULL: ferryd picks */
         bool check;                 /* migrate --check */
-        bool wait;                  /* migrate --wait, job --wait */
+        bool wait;                  /* migrate --wait, job --wait, drain --wait */
         bool postcopy;              /* migrate --postcopy */
         bool auto_converge;         /* migrate --auto-converge */
         bool bandwidth_set;
         uint64_t bandwidth;         /* migrate --bandwidth, bytes/s */
         bool max_downtime_set;
         uint32_t max_downtime_ms;   /* migrate --max-downtime */
+        bool dry_run;               /* drain --dry-run */
+        const char *blockers;       /* drain --blockers: "fail" or "leave"; NULL: ferryd's default */
+        bool keep_maintenance;      /* undrain --keep-maintenance */
 } CommandContext;
 
 /* A command gets its arguments after the command name (already checked
@@ -63,6 +67,8 @@ int cmd_migrate(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_jobs(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_job(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_cancel(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_drain(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_undrain(const CommandContext *ctx, char **args, unsigned n_args);
 
 /* Prints the usage error and the hint to --help; returns FERRYCTL_EXIT_USAGE. */
 int usage_error(const char *fmt, ...) _printf_(1, 2);

@@ -52,6 +52,26 @@ void job_info_done(JobInfo *j) {
         values_done(j->values, _JOB_FIELD_MAX);
 }
 
+void job_list_done(JobList *l) {
+        for (size_t i = 0; i < l->n; i++)
+                job_info_done(l->jobs + i);
+        free(l->jobs);
+        *l = (JobList) {};
+}
+
+Value *job_list_add(void *userdata) {
+        JobList *l = userdata;
+        JobInfo *jobs;
+
+        jobs = reallocarray(l->jobs, l->n + 1, sizeof(JobInfo));
+        if (!jobs)
+                return NULL;
+        l->jobs = jobs;
+        /* Counted before filling: a half-read job is freed with the list. */
+        l->jobs[l->n++] = (JobInfo) {};
+        return l->jobs[l->n - 1].values;
+}
+
 const char *job_string(const JobInfo *j, size_t field) {
         const Value *v = j->values + field;
 
@@ -170,6 +190,30 @@ char *job_progress_line(const JobInfo *j, Eta eta, const char *dash) {
                      format_size(rate, sizeof(rate), job_uint(j, JOB_RATE)),
                      format_size(dirty, sizeof(dirty), job_uint(j, JOB_DIRTY_RATE)),
                      job_uint(j, JOB_ITERATION)) < 0)
+                return NULL;
+        return s;
+}
+
+char *job_brief_line(const JobInfo *j, const char *arrow) {
+        _cleanup_free_ char *state = NULL;
+        char numbers[64] = "", rate[32];
+        int percent = job_percent(j);
+        char *s;
+
+        state = job_state_line(j);
+        if (!state)
+                return NULL;
+
+        if (job_state_is(j, "running") && percent >= 0) {
+                if (job_uint(j, JOB_RATE) > 0)
+                        snprintf(numbers, sizeof(numbers), "  %d%%  %s/s", percent,
+                                 format_size(rate, sizeof(rate), job_uint(j, JOB_RATE)));
+                else
+                        snprintf(numbers, sizeof(numbers), "  %d%%", percent);
+        }
+
+        if (asprintf(&s, "job %" PRIu64 ": %s %s %s  %s%s", job_uint(j, JOB_ID), word(job_string(j, JOB_VM)), arrow,
+                     word(job_string(j, JOB_DESTINATION)), state, numbers) < 0)
                 return NULL;
         return s;
 }

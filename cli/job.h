@@ -50,6 +50,17 @@ typedef struct JobInfo {
 
 void job_info_done(JobInfo *j);
 
+/* Jobs as read from GetManagedObjects (bus_read_managed_objects() with
+ * job_list_add() and the list as userdata). */
+typedef struct JobList {
+        JobInfo *jobs;
+        size_t n;
+} JobList;
+
+void job_list_done(JobList *l);
+/* An ObjectAddFunc: the values of one more job, or NULL on OOM. */
+Value *job_list_add(void *userdata);
+
 /* A field's value, or "" / 0 / false when ferryd did not report it. */
 const char *job_string(const JobInfo *j, size_t field);
 uint64_t job_uint(const JobInfo *j, size_t field);
@@ -79,6 +90,11 @@ char *job_progress_line(const JobInfo *j, Eta eta, const char *dash);
 /* "queued (position 2)", "running/precopy": what --wait prints, one line
  * per change, when it cannot redraw a line in place. */
 char *job_state_line(const JobInfo *j);
+
+/* One job in the status area of `drain --wait`: "job 17: web1 → node2
+ * running/precopy  45%  112.0M/s", "job 18: web2 → node3  queued
+ * (position 1)". NULL on OOM. */
+char *job_brief_line(const JobInfo *j, const char *arrow);
 
 /* The end of a job in one sentence, without the "job N: " prefix:
  * "web1 migrated from node1 to node2 in 1min 12s, downtime 45 ms",

@@ -336,12 +336,46 @@ static void test_job_summary(void) {
         check_str("job_summary_line without properties", b, "job 0: - - -> - -");
 }
 
+static void test_job_brief(void) {
+        static const struct {
+                JobSpec spec;
+                const char *line;
+        } cases[] = {
+                { { .state = "queued", .phase = "none", .queue_position = 3 }, "job 17: web1 -> node2  queued (position 3)" },
+                { { .state = "granted", .phase = "none" }, "job 17: web1 -> node2  granted" },
+                { { .state = "running", .phase = "setup" }, "job 17: web1 -> node2  running/setup" },
+                { { .state = "running", .phase = "precopy", .total = 4 * G, .processed = 1844 * M, .rate = 112 * M },
+                  "job 17: web1 -> node2  running/precopy  45%  112.0M/s" },
+                { { .state = "running", .phase = "precopy", .total = 4 * G, .processed = 1844 * M },
+                  "job 17: web1 -> node2  running/precopy  45%" },
+                { { .state = "completed", .phase = "done", .total = 4 * G, .processed = 4 * G, .rate = 112 * M },
+                  "job 17: web1 -> node2  completed/done" },
+        };
+        _cleanup_(job_info_done) JobInfo empty = {};
+        _cleanup_free_ char *e = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(job_info_done) JobInfo j;
+                _cleanup_free_ char *line = NULL;
+                char what[64];
+
+                job_from_spec(&j, &cases[i].spec);
+                line = job_brief_line(&j, "->");
+                snprintf(what, sizeof(what), "job_brief_line case %zu", i);
+                check_str(what, line, cases[i].line);
+        }
+
+        e = job_brief_line(&empty, "->");
+        check_str("job_brief_line without properties", e, "job 0: - -> -  -");
+}
+
 int main(void) {
         test_eta_estimate();
         test_eta_history();
         test_job_percent();
         test_job_lines();
         test_job_summary();
+        test_job_brief();
 
         if (failures > 0) {
                 fprintf(stderr, "%u check(s) failed\n", failures);

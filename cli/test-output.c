@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "node.h"
 #include "output.h"
 #include "value.h"
 
@@ -310,17 +311,25 @@ static void test_value_format(void) {
 
 static void write_fields(FILE *f, const void *arg) {
         static const Field fields[] = {
-                { "Id",          "id",           VALUE_UINT,   "Id",           FORMAT_PLAIN },
-                { "Name",        "name",         VALUE_STRING, "Name",         FORMAT_PLAIN },
-                { "CpuFeatures", "cpu_features", VALUE_STRV,   "CPU features", FORMAT_PLAIN },
-                { "Online",      "online",       VALUE_BOOL,   "Online",       FORMAT_PLAIN },
+                { "Id",          "id",           VALUE_UINT,   "Id",           FORMAT_PLAIN, {} },
+                { "Name",        "name",         VALUE_STRING, "Name",         FORMAT_PLAIN, {} },
+                { "CpuFeatures", "cpu_features", VALUE_STRV,   "CPU features", FORMAT_PLAIN, {} },
+                { "Online",      "online",       VALUE_BOOL,   "Online",       FORMAT_PLAIN, {} },
+                { "Blockers",    "blockers",     VALUE_PAIRS,  "Blockers",     FORMAT_PLAIN, { "vm", "reason" } },
+                { "Pairs",       "pairs",        VALUE_PAIRS,  "Pairs",        FORMAT_PLAIN, {} },
+                { "None",        "none",         VALUE_PAIRS,  "None",         FORMAT_PLAIN, { "vm", "reason" } },
         };
         char *features[] = { (char *) "avx", (char *) "x\"y", NULL };
+        char *blockers[] = { (char *) "web9", (char *) "pinned", (char *) "db1", (char *) "no \"room\"", NULL };
+        char *empty[] = { NULL };
         const Value values[ELEMENTSOF(fields)] = {
                 { .type = VALUE_UINT, .u = 2 },
                 { .type = VALUE_STRING, .str = (char *) "node2" },
                 { .type = VALUE_STRV, .strv = features },
                 { .type = VALUE_UNSET },
+                { .type = VALUE_PAIRS, .strv = blockers },
+                { .type = VALUE_PAIRS, .strv = blockers },
+                { .type = VALUE_PAIRS, .strv = empty },
         };
         JsonWriter w;
 
@@ -332,9 +341,104 @@ static void write_fields(FILE *f, const void *arg) {
 static void test_fields_json(void) {
         _cleanup_free_ char *got = capture(write_fields, NULL);
 
-        /* Exactly the table's keys, in order; unset is null. */
+        /* Exactly the table's keys, in order; unset is null; pairs are
+         * objects with the field's keys, or two-element arrays. */
         check_str("fields_write_json", got,
-                  "{\"id\": 2, \"name\": \"node2\", \"cpu_features\": [\"avx\", \"x\\\"y\"], \"online\": null}\n");
+                  "{\"id\": 2, \"name\": \"node2\", \"cpu_features\": [\"avx\", \"x\\\"y\"], \"online\": null, "
+                  "\"blockers\": [{\"vm\": \"web9\", \"reason\": \"pinned\"}, {\"vm\": \"db1\", \"reason\": \"no \\\"room\\\"\"}], "
+                  "\"pairs\": [[\"web9\", \"pinned\"], [\"db1\", \"no \\\"room\\\"\"]], "
+                  "\"none\": []}\n");
+}
+
+static void test_value_pairs(void) {
+        char *two[] = { (char *) "web9", (char *) "pinned", (char *) "db1", (char *) "full", NULL };
+        char *odd[] = { (char *) "web9", NULL };
+        char *empty[] = { NULL };
+        const Value v2 = { .type = VALUE_PAIRS, .strv = two };
+        const Value vodd = { .type = VALUE_PAIRS, .strv = odd };
+        const Value vempty = { .type = VALUE_PAIRS, .strv = empty };
+        const Value vstrv = { .type = VALUE_STRV, .strv = two };
+        _cleanup_free_ char *f2 = value_format(&v2, FORMAT_PLAIN, 0);
+        _cleanup_free_ char *fodd = value_format(&vodd, FORMAT_PLAIN, 0);
+        _cleanup_free_ char *fempty = value_format(&vempty, FORMAT_PLAIN, 0);
+
+        check_str("pairs format", f2, "web9: pinned; db1: full");
+        check_str("pairs format, half a pair", fodd, "-");
+        check_str("pairs format, empty", fempty, "-");
+        if (value_n_pairs(&v2) != 2 || value_n_pairs(&vodd) != 0 || value_n_pairs(&vempty) != 0 ||
+            value_n_pairs(&vstrv) != 0) {
+                fprintf(stderr, "FAIL value_n_pairs\n");
+                failures++;
+        }
+}
+
+static void node_set(NodeInfo *n, const char *mode, const char *state, uint64_t remaining, char **blockers) {
+        *n = (NodeInfo) {};
+        n->values[NODE_DRAIN_MODE] = (Value) { .type = VALUE_STRING, .str = strdup(mode) };
+        n->values[NODE_DRAIN_STATE] = (Value) { .type = VALUE_STRING, .str = strdup(state) };
+        n->values[NODE_DRAIN_REMAINING] = (Value) { .type = VALUE_UINT, .u = remaining };
+        n->values[NODE_DRAIN_BLOCKERS] = (Value) { .type = VALUE_PAIRS, .strv = blockers };
+}
+
+static void test_node_drain(void) {
+        char *one[] = { (char *) "gpu1", (char *) "passed through", NULL };
+        char *none[] = { NULL };
+        static const struct {
+                const char *mode, *state;
+                uint64_t remaining;
+                bool blocked;
+                size_t moving;
+                const char *line, *state_text;
+        } cases[] = {
+                { "none",  "none",          0, false, 0, "node1: not draining", "-" },
+                { "fail",  "draining",      6, false, 0, "node1: draining, 6 VMs left", "draining" },
+                { "fail",  "draining",      1, false, 1, "node1: draining, 1 VM left (1 moving)", "draining" },
+                { "fail",  "drain-blocked", 6, true,  5, "node1: drain-blocked, 6 VMs left (5 moving, 1 blocked)", "drain-blocked" },
+                { "fail",  "drain-blocked", 1, true,  0, "node1: drain-blocked, 1 VM left (1 blocked)", "drain-blocked" },
+                { "leave", "draining",      3, true,  2, "node1: draining, 3 VMs left (2 moving, 1 left behind)", "draining" },
+                { "leave", "drained",       1, true,  0, "node1: drained, 1 VM left on it", "drained" },
+                { "fail",  "drained",       0, false, 0, "node1: drained", "drained" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                NodeInfo n;
+                _cleanup_free_ char *line = NULL;
+                char what[64];
+
+                /* The blockers are the test's: not freed with the node. */
+                node_set(&n, cases[i].mode, cases[i].state, cases[i].remaining, cases[i].blocked ? one : none);
+                line = node_drain_line(&n, "node1", cases[i].moving);
+                snprintf(what, sizeof(what), "node_drain_line case %zu", i);
+                check_str(what, line, cases[i].line);
+                snprintf(what, sizeof(what), "node_drain_state_text case %zu", i);
+                check_str(what, node_drain_state_text(&n), cases[i].state_text);
+                if (node_n_blockers(&n) != (cases[i].blocked ? 1 : 0)) {
+                        fprintf(stderr, "FAIL node_n_blockers case %zu\n", i);
+                        failures++;
+                }
+                n.values[NODE_DRAIN_BLOCKERS] = (Value) {};
+                node_info_done(&n);
+        }
+
+        {
+                NodeInfo n;
+
+                node_set(&n, "fail", "drain-blocked", 1, one);
+                check_str("node_blocker_vm", node_blocker_vm(&n, 0), "gpu1");
+                check_str("node_blocker_reason", node_blocker_reason(&n, 0), "passed through");
+                check_str("node_blocker_vm out of range", node_blocker_vm(&n, 1), "");
+                n.values[NODE_DRAIN_BLOCKERS] = (Value) {};
+                node_info_done(&n);
+        }
+
+        {
+                /* An older ferryd: no drain properties at all. */
+                NodeInfo n = {};
+                _cleanup_free_ char *line = node_drain_line(&n, "node1", 0);
+
+                check_str("node_drain_line without properties", line, "node1: not draining");
+                check_str("node_drain_state_text without properties", node_drain_state_text(&n), "-");
+        }
 }
 
 int main(void) {
@@ -350,6 +454,8 @@ int main(void) {
         test_utf8_width();
         test_value_format();
         test_fields_json();
+        test_value_pairs();
+        test_node_drain();
 
         if (failures > 0) {
                 fprintf(stderr, "%u check(s) failed\n", failures);

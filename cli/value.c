@@ -15,6 +15,7 @@ void value_done(Value *v) {
                 free(v->str);
                 break;
         case VALUE_STRV:
+        case VALUE_PAIRS:
                 for (char **s = v->strv; s && *s; s++)
                         free(*s);
                 free(v->strv);
@@ -39,6 +40,7 @@ const char *value_type_to_string(ValueType t) {
                 [VALUE_INT]    = "integer",
                 [VALUE_DOUBLE] = "double",
                 [VALUE_STRV]   = "string array",
+                [VALUE_PAIRS]  = "array of string pairs",
         };
 
         return (size_t) t < ELEMENTSOF(names) ? names[t] : "invalid";
@@ -61,6 +63,37 @@ static char *strv_join(char *const *l, const char *sep) {
                 if (i != l)
                         p = stpcpy(p, sep);
                 p = stpcpy(p, *i);
+        }
+        return s;
+}
+
+size_t value_n_pairs(const Value *v) {
+        size_t n = 0;
+
+        if (v->type != VALUE_PAIRS)
+                return 0;
+        for (char **s = v->strv; s && s[0] && s[1]; s += 2)
+                n++;
+        return n;
+}
+
+/* "a: b; c: d" */
+static char *pairs_join(const Value *v) {
+        size_t n = value_n_pairs(v), len = 1;
+        char *s, *p;
+
+        for (size_t i = 0; i < 2 * n; i++)
+                len += strlen(v->strv[i]) + 2;
+        s = p = malloc(len);
+        if (!s)
+                return NULL;
+        *p = '\0';
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        p = stpcpy(p, "; ");
+                p = stpcpy(p, v->strv[2 * i]);
+                p = stpcpy(p, ": ");
+                p = stpcpy(p, v->strv[2 * i + 1]);
         }
         return s;
 }
@@ -129,12 +162,17 @@ char *value_format(const Value *v, ValueFormat format, uint64_t now_usec) {
                 if (!v->strv || !v->strv[0])
                         return strdup("-");
                 return strv_join(v->strv, " ");
+
+        case VALUE_PAIRS:
+                if (value_n_pairs(v) == 0)
+                        return strdup("-");
+                return pairs_join(v);
         }
 
         return strdup("-");
 }
 
-void value_write_json(JsonWriter *w, const Value *v) {
+void value_write_json(JsonWriter *w, const Value *v, const char *const *pair_keys) {
         switch (v->type) {
         case VALUE_UNSET:
                 json_null(w);
@@ -160,6 +198,25 @@ void value_write_json(JsonWriter *w, const Value *v) {
                         json_string(w, *s);
                 json_end_array(w);
                 break;
+        case VALUE_PAIRS:
+                json_begin_array(w);
+                for (size_t i = 0, n = value_n_pairs(v); i < n; i++) {
+                        if (pair_keys && pair_keys[0] && pair_keys[1]) {
+                                json_begin_object(w);
+                                json_key(w, pair_keys[0]);
+                                json_string(w, v->strv[2 * i]);
+                                json_key(w, pair_keys[1]);
+                                json_string(w, v->strv[2 * i + 1]);
+                                json_end_object(w);
+                        } else {
+                                json_begin_array(w);
+                                json_string(w, v->strv[2 * i]);
+                                json_string(w, v->strv[2 * i + 1]);
+                                json_end_array(w);
+                        }
+                }
+                json_end_array(w);
+                break;
         }
 }
 
@@ -167,7 +224,7 @@ void fields_write_json(JsonWriter *w, const Field *fields, size_t n, const Value
         json_begin_object(w);
         for (size_t i = 0; i < n; i++) {
                 json_key(w, fields[i].json_key);
-                value_write_json(w, values + i);
+                value_write_json(w, values + i, fields[i].pair_keys);
         }
         json_end_object(w);
 }

@@ -20,6 +20,7 @@ typedef enum ValueType {
         VALUE_INT,      /* n, i, x */
         VALUE_DOUBLE,   /* d */
         VALUE_STRV,     /* as */
+        VALUE_PAIRS,    /* a(ss): in strv, flat, first and second of each pair in turn */
 } ValueType;
 
 typedef struct Value {
@@ -30,7 +31,7 @@ typedef struct Value {
                 uint64_t u;
                 int64_t i;
                 double d;
-                char **strv;
+                char **strv;    /* VALUE_STRV, VALUE_PAIRS */
         };
 } Value;
 
@@ -42,7 +43,8 @@ const char *value_type_to_string(ValueType t);
 
 /* How a value is shown to humans; JSON always carries the raw value. */
 typedef enum ValueFormat {
-        FORMAT_PLAIN,      /* strings as they are, bool yes/no, numbers decimal, lists space-separated */
+        FORMAT_PLAIN,      /* strings as they are, bool yes/no, numbers decimal, lists space-separated,
+                            * pairs "a: b; c: d" */
         FORMAT_BYTES,      /* "23.4G", see format_size() */
         FORMAT_TIMESTAMP,  /* CLOCK_REALTIME µs: "2026-11-21 23:59:41 UTC (12s ago)", 0 is "never" */
         FORMAT_RATE,       /* bytes per second: "112.0M/s" */
@@ -53,8 +55,13 @@ typedef enum ValueFormat {
 /* Human text for v, newly allocated; "-" when unset or empty. NULL on OOM. */
 char *value_format(const Value *v, ValueFormat format, uint64_t now_usec);
 
-/* Writes v as a JSON value (null when unset). */
-void value_write_json(JsonWriter *w, const Value *v);
+/* Number of pairs of a VALUE_PAIRS value (0 for any other). */
+size_t value_n_pairs(const Value *v);
+
+/* Writes v as a JSON value (null when unset). Pairs are written as
+ * two-element arrays unless pair_keys names their members: then as
+ * objects {pair_keys[0]: first, pair_keys[1]: second}. */
+void value_write_json(JsonWriter *w, const Value *v, const char *const *pair_keys);
 
 /* One row of a field table: the single place where a D-Bus property is tied
  * to its JSON key (a documented contract, see docs/ferryctl.md) and to its
@@ -65,6 +72,7 @@ typedef struct Field {
         ValueType type;         /* what the contract says it decodes to */
         const char *label;      /* human label, "Memory total" */
         ValueFormat format;
+        const char *pair_keys[2]; /* VALUE_PAIRS: JSON keys of the members of each pair */
 } Field;
 
 /* Writes one JSON object with exactly the keys of the table, in table order,

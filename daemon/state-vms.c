@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cluster-state.h"
+#include "state-jobs.h"
 #include "macro.h"
 
 void vm_record_done(VmRecord *v) {
@@ -94,11 +95,25 @@ static bool vm_equal(const VmRecord *a, const VmRecord *b) {
                a->n_passthrough == b->n_passthrough;
 }
 
+static bool listed_in(const NodeVmsCommand *c, const char *name) {
+        for (size_t k = 0; k < c->n_vms; k++)
+                if (streq(c->vms[k].name, name))
+                        return true;
+        return false;
+}
+
+/* A record kept while its VM is in transit (see state_apply_node_vms). */
+static bool in_transit(const ClusterState *s, const VmRecord *v, const NodeVmsCommand *c) {
+        const JobRecord *j;
+        return v->state == VM_MIGRATING && !listed_in(c, v->name) && (j = state_find_active_job(s, v->name)) &&
+               j->source == v->node;
+}
+
 bool state_node_vms_equal(const ClusterState *s, uint32_t node, const NodeVmsCommand *c) {
         size_t old_n = 0;
 
         for (size_t i = 0; i < s->n_vms; i++)
-                if (s->vms[i].node == node)
+                if (s->vms[i].node == node && !in_transit(s, &s->vms[i], c))
                         old_n++;
         if (old_n != c->n_vms)
                 return false;
@@ -133,7 +148,8 @@ int state_apply_node_vms(ClusterState *s, uint32_t sender, const NodeVmsCommand 
                 if (s->vms[i].node == sender)
                         old_n++;
 
-        next = calloc(s->n_vms - old_n + c->n_vms + 1, sizeof(VmRecord));
+        /* Room for the kept in-transit records too: at most old_n. */
+        next = calloc(s->n_vms + c->n_vms + 1, sizeof(VmRecord));
         if (!next)
                 return -ENOMEM;
         for (size_t i = 0; i < c->n_vms; i++) {
@@ -151,10 +167,22 @@ int state_apply_node_vms(ClusterState *s, uint32_t sender, const NodeVmsCommand 
         }
         size_t n = c->n_vms;
         for (size_t i = 0; i < s->n_vms; i++) {
-                if (s->vms[i].node == sender)
-                        vm_record_done(&s->vms[i]);
-                else
-                        next[n++] = s->vms[i];
+                VmRecord *old = &s->vms[i];
+                if (old->node != sender) {
+                        next[n++] = *old;
+                        continue;
+                }
+                /* A VM this node is migrating away may leave its hypervisor
+                 * before the job's outcome is committed. Until then it stays
+                 * on record here, as migrating, so that the inventory never
+                 * shows it nowhere; the job's end moves the record. */
+                const JobRecord *j = state_find_active_job(s, old->name);
+                if (!listed_in(c, old->name) && j && j->source == sender) {
+                        old->state = VM_MIGRATING;
+                        next[n++] = *old;
+                        continue;
+                }
+                vm_record_done(old);
         }
         free(s->vms);
         qsort(next, n, sizeof(VmRecord), compare_vm);

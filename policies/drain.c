@@ -128,6 +128,25 @@ int drain_plan(const ClusterState *s, const MembershipView *view, uint32_t node,
                         p.n_moving++;
                         continue;
                 }
+                /* A VM whose last two moves off this node failed is not
+                 * tried again and again: it blocks, with the last error, so
+                 * a drain never loops silently. */
+                const JobRecord *last = NULL, *before = NULL;
+                for (size_t jk = s->n_jobs; jk-- > 0 && !before;)
+                        if (s->jobs[jk].source == node && streq(s->jobs[jk].vm, e->vm) &&
+                            job_state_is_final(s->jobs[jk].state)) {
+                                if (!last)
+                                        last = &s->jobs[jk];
+                                else
+                                        before = &s->jobs[jk];
+                        }
+                if (last && before && last->state == JOB_FAILED && before->state == JOB_FAILED) {
+                        snprintf(e->reason, sizeof(e->reason), "its last two migrations failed (jobs %" PRIu64
+                                 " and %" PRIu64 "): %.160s", before->id, last->id, last->error ? last->error : "");
+                        e->action = DRAIN_ACTION_BLOCKED;
+                        p.n_blocked++;
+                        continue;
+                }
                 e->destination = choose(s, view, vm, res, n_res, e->reason, sizeof(e->reason));
                 if (!e->destination) {
                         e->action = DRAIN_ACTION_BLOCKED;
@@ -143,6 +162,15 @@ int drain_plan(const ClusterState *s, const MembershipView *view, uint32_t node,
                         res[n_res++] = (Reservation) { .node = e->destination };
                 res[r].bytes += e->memory;
         }
+
+        /* Jobs out of the node count even when their VM already left the
+         * node's inventory: drained means nothing is on its way out. */
+        size_t outgoing = 0;
+        for (size_t i = 0; i < s->n_jobs; i++)
+                if (s->jobs[i].source == node && !job_state_is_final(s->jobs[i].state))
+                        outgoing++;
+        if (outgoing > p.n_moving)
+                p.n_moving = outgoing;
 
         if (n->drain == DRAIN_NONE)
                 p.status = DRAIN_STATUS_NONE;

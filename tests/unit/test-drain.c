@@ -139,6 +139,38 @@ static void test_blockers_and_states(void) {
         cluster_state_free(s);
 }
 
+static void test_repeated_failures_block(void) {
+        ClusterState *s = cluster_state_new();
+        uint32_t members[] = { 1, 2 };
+        MembershipView view = { .members = members, .n_members = 2, .quorate = true };
+        uint64_t sizes[] = { 1 };
+        DrainPlan p;
+
+        node(s, 1, "AuthenticAMD", 40);
+        node(s, 2, "AuthenticAMD", 40);
+        vms(s, 1, sizes, NULL, 1);
+        set_drain(s, 1, DRAIN_FAIL_ON_BLOCKERS);
+        for (uint64_t id = 1; id <= 2; id++) {
+                CHECK_EQ_INT(drain_plan(s, &view, 1, &p), 0);
+                CHECK_EQ_INT(p.n_move, 1);      /* tried again after one failure */
+                drain_plan_done(&p);
+                Command sub = { .type = COMMAND_JOB_SUBMIT };
+                sub.job_submit = (JobSubmitCommand) { .vm = (char *) "vm1-0", .source = 1, .destination = 2 };
+                CHECK_EQ_INT(cluster_state_apply(s, 1, &sub), 1);
+                Command fin = { .type = COMMAND_JOB_FINISH };
+                fin.job_finish = (JobFinishCommand) { .id = id, .result = JOB_FAILED,
+                                                      .error = (char *) "not converging", .log_line = (char *) "" };
+                CHECK_EQ_INT(cluster_state_apply(s, 1, &fin), 1);
+        }
+        CHECK_EQ_INT(drain_plan(s, &view, 1, &p), 0);
+        CHECK_EQ_INT(p.n_move, 0);
+        CHECK_EQ_INT(p.n_blocked, 1);
+        CHECK_EQ_INT(p.status, DRAIN_STATUS_BLOCKED);
+        CHECK(strstr(p.entries[0].reason, "not converging"));
+        drain_plan_done(&p);
+        cluster_state_free(s);
+}
+
 static void test_empty_node_is_drained(void) {
         ClusterState *s = cluster_state_new();
         uint32_t members[] = { 1, 2 };
@@ -158,6 +190,7 @@ int main(void) {
                 { "placement counts earlier moves", test_placement_counts_earlier_moves },
                 { "blockers and honest states", test_blockers_and_states },
                 { "an empty node is drained", test_empty_node_is_drained },
+                { "repeated failures block instead of looping", test_repeated_failures_block },
         };
         return run_tests(tests, sizeof(tests) / sizeof(tests[0]));
 }

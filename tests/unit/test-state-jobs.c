@@ -199,6 +199,34 @@ static void test_destination_may_only_complete_with_the_vm(void) {
         cluster_state_free(s);
 }
 
+static void test_vm_in_transit_never_vanishes(void) {
+        ClusterState *s = cluster_state_new();
+        add_node(s, 1, 2, 2, 0);
+        add_node(s, 2, 2, 2, 0);
+        add_vms(s, 1, 2);
+        CHECK_EQ_INT(submit(s, 1, "vm-1-0", 1, 2), 1);
+        CHECK_EQ_INT(update(s, 1, 1), 1);
+        /* The hypervisor already dropped it from the source; the job's end
+         * is not committed yet: the record stays, as migrating. */
+        VmRecord other = { .name = (char *) "vm-1-1", .uuid = (char *) "", .state = VM_RUNNING, .vcpus = 1,
+                           .memory = UINT64_C(1) << 30 };
+        Command c = { .type = COMMAND_NODE_VMS };
+        c.node_vms = (NodeVmsCommand) { .node = 1, .n_vms = 1, .vms = &other };
+        CHECK_EQ_INT(cluster_state_apply(s, 1, &c), 1);
+        const VmRecord *v = state_find_vm(s, "vm-1-0", 1);
+        CHECK(v);
+        CHECK_EQ_INT(v->state, VM_MIGRATING);
+        /* The job completes: the record moves to node2. */
+        CHECK_EQ_INT(finish(s, 1, 1, JOB_COMPLETED), 1);
+        CHECK(!state_find_vm(s, "vm-1-0", 1));
+        CHECK(state_find_vm(s, "vm-1-0", 2));
+        /* Without an active job, a VM missing from the list is gone. */
+        c.node_vms.n_vms = 0;
+        CHECK_EQ_INT(cluster_state_apply(s, 1, &c), 1);
+        CHECK(!state_find_vm(s, "vm-1-1", 1));
+        cluster_state_free(s);
+}
+
 static void test_maintenance_destination_refused(void) {
         ClusterState *s = cluster_state_new();
         add_node(s, 1, 2, 2, 0);
@@ -371,6 +399,7 @@ int main(void) {
         static const TestCase tests[] = {
                 { "pair and node limits, permissions, cancel", test_pair_and_node_limits },
                 { "maintenance destination refused", test_maintenance_destination_refused },
+                { "a VM in transit never vanishes from the inventory", test_vm_in_transit_never_vanishes },
                 { "the destination may only complete, with the VM", test_destination_may_only_complete_with_the_vm },
                 { "cluster-wide cap", test_cluster_cap },
                 { "random load on 16 nodes", test_random_load_16_nodes },
