@@ -78,6 +78,27 @@ static int parse_positive_u32_field(const char *value, void *field) {
         return 0;
 }
 
+/* "300,400,500": increasing downtimes in ms, at most 8. */
+static int parse_downtime_steps_field(const char *value, void *field) {
+        FerryConfig *c = (FerryConfig *) ((uint8_t *) field - offsetof(FerryConfig, downtime_steps_ms));
+        uint32_t steps[8], n = 0;
+        _cleanup_free_ char *copy = strdup(value);
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *save = NULL, *w = strtok_r(copy, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+                if (n >= 8 || parse_u32(w, &steps[n]) < 0 || steps[n] == 0 || steps[n] > 60000 ||
+                    (n > 0 && steps[n] <= steps[n - 1]))
+                        return -EINVAL;
+                n++;
+        }
+        if (n == 0)
+                return -EINVAL;
+        memcpy(c->downtime_steps_ms, steps, n * sizeof(uint32_t));
+        c->n_downtime_steps = n;
+        return 0;
+}
+
 static int parse_bool_field(const char *value, void *field) {
         return parse_boolean(value, field);
 }
@@ -111,6 +132,10 @@ static const struct {
         { "migration_address",       parse_any_string_field,    offsetof(FerryConfig, migration_address),       "an address" },
         { "inventory_interval",      parse_positive_u32_field,  offsetof(FerryConfig, inventory_interval_sec),  "a positive number of seconds" },
         { "progress_interval_ms",    parse_positive_u32_field,  offsetof(FerryConfig, progress_interval_ms),    "a positive number of milliseconds" },
+        { "downtime_steps",          parse_downtime_steps_field, offsetof(FerryConfig, downtime_steps_ms),      "up to 8 increasing downtimes in ms, such as 300,400,500" },
+        { "stall_rounds",            parse_positive_u32_field,  offsetof(FerryConfig, stall_rounds),            "a positive number of pre-copy rounds" },
+        { "progress_timeout",        parse_positive_u32_field,  offsetof(FerryConfig, progress_timeout_sec),    "a positive number of seconds" },
+        { "completion_timeout_per_gib", parse_positive_u32_field, offsetof(FerryConfig, completion_timeout_per_gib_sec), "a positive number of seconds" },
 };
 
 void config_init_defaults(FerryConfig *c) {
@@ -130,6 +155,11 @@ void config_init_defaults(FerryConfig *c) {
                 .migration_address = strdup(""),
                 .inventory_interval_sec = 5,
                 .progress_interval_ms = 1000,
+                .downtime_steps_ms = { 300, 400, 500 },
+                .n_downtime_steps = 3,
+                .stall_rounds = 2,
+                .progress_timeout_sec = 60,
+                .completion_timeout_per_gib_sec = 120,
         };
 }
 

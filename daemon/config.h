@@ -25,6 +25,12 @@ typedef struct FerryConfig {
         char *migration_address;                /* this node's address on the migration network ("" = default) */
         uint32_t inventory_interval_sec;
         uint32_t progress_interval_ms;
+        /* The convergence policy of migrations out of this node. */
+        uint32_t downtime_steps_ms[8];
+        uint32_t n_downtime_steps;
+        uint32_t stall_rounds;
+        uint32_t progress_timeout_sec;
+        uint32_t completion_timeout_per_gib_sec;
 } FerryConfig;
 
 typedef void (*ConfigErrorFn)(const char *file, unsigned line, const char *message, void *userdata);

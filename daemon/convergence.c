@@ -20,6 +20,24 @@ void convergence_policy_default(ConvergencePolicy *p, uint64_t memory_bytes) {
         };
 }
 
+void convergence_policy_from(ConvergencePolicy *p, const uint32_t *steps, size_t n_steps, uint32_t stall_rounds,
+                             uint32_t progress_timeout_sec, uint32_t completion_per_gib_sec, uint64_t memory_bytes) {
+        uint64_t gib = (memory_bytes + (UINT64_C(1) << 30) - 1) >> 30;
+
+        convergence_policy_default(p, memory_bytes);
+        if (n_steps > 0) {
+                n_steps = MIN(n_steps, (size_t) CONVERGENCE_STEPS_MAX);
+                memcpy(p->downtime_steps_ms, steps, n_steps * sizeof(uint32_t));
+                p->n_downtime_steps = n_steps;
+        }
+        if (stall_rounds > 0)
+                p->stall_rounds = stall_rounds;
+        if (progress_timeout_sec > 0)
+                p->progress_timeout_usec = (uint64_t) progress_timeout_sec * 1000000;
+        if (completion_per_gib_sec > 0)
+                p->completion_timeout_usec = MAX(gib * completion_per_gib_sec, UINT64_C(300)) * 1000000;
+}
+
 void convergence_init(Convergence *c, const ConvergencePolicy *p, uint64_t now_usec) {
         *c = (Convergence) {
                 .policy = *p,

@@ -66,6 +66,10 @@ typedef struct Convergence {
 /* The default ladder and timeouts: 300, 400, 500 ms; 2 stalled rounds;
  * 60 s without progress; 120 s per GiB of guest memory, at least 300 s. */
 void convergence_policy_default(ConvergencePolicy *p, uint64_t memory_bytes);
+/* The same from configured values (ferryd.conf); the completion timeout is
+ * per GiB of guest memory, at least 300 s. */
+void convergence_policy_from(ConvergencePolicy *p, const uint32_t *steps, size_t n_steps, uint32_t stall_rounds,
+                             uint32_t progress_timeout_sec, uint32_t completion_per_gib_sec, uint64_t memory_bytes);
 void convergence_init(Convergence *c, const ConvergencePolicy *p, uint64_t now_usec);
 /* The downtime to start with (the first step). */
 uint32_t convergence_initial_downtime(const Convergence *c);

@@ -156,7 +156,9 @@ static void init_convergence(Runner *r, LocalMigration *m, const JobRecord *j) {
         const VmRecord *vm = state_find_vm(s, j->vm, j->source);
         ConvergencePolicy policy;
 
-        convergence_policy_default(&policy, vm ? vm->memory : 0);
+        const FerryConfig *cf = &r->daemon->config;
+        convergence_policy_from(&policy, cf->downtime_steps_ms, cf->n_downtime_steps, cf->stall_rounds,
+                                cf->progress_timeout_sec, cf->completion_timeout_per_gib_sec, vm ? vm->memory : 0);
         if (j->options.max_downtime_ms > 0) {
                 /* The operator's value is the first step; the default steps
                  * above it stay on the ladder. */

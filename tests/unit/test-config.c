@@ -40,7 +40,9 @@ static void test_defaults_and_values(void) {
                 "max_cluster_migrations = 8\n"
                 "log_level = debug\n"
                 "log_syslog = yes\n"
-                "facts_interval = 10\n", "test.conf", collect, &e), 0);
+                "facts_interval = 10\n"
+                "downtime_steps = 200, 500,1000\n"
+                "stall_rounds = 3\n", "test.conf", collect, &e), 0);
         CHECK_EQ_INT(e.count, 0);
         CHECK_STREQ(c.plugin_dir, "/opt/ferry/plugins");
         CHECK_STREQ(c.state_dir, "/var/tmp/ferry");
@@ -51,6 +53,10 @@ static void test_defaults_and_values(void) {
         CHECK_EQ_INT(c.log_level, LOG_DEBUG);
         CHECK(c.log_syslog);
         CHECK_EQ_INT(c.facts_interval_sec, 10);
+        CHECK_EQ_INT(c.n_downtime_steps, 3);
+        CHECK_EQ_INT(c.downtime_steps_ms[0], 200);
+        CHECK_EQ_INT(c.downtime_steps_ms[2], 1000);
+        CHECK_EQ_INT(c.stall_rounds, 3);
         config_done(&c);
 }
 
@@ -68,6 +74,8 @@ static void test_errors_have_lines(void) {
                 { "log_level = loud\n", 1, "log_level" },
                 { "just words\n", 1, "key = value" },
                 { "facts_interval = 99999999999\n", 1, "facts_interval" },
+                { "downtime_steps = 500,300\n", 1, "increasing" },
+                { "downtime_steps = \n", 1, "downtime_steps" },
         };
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
