@@ -6,7 +6,8 @@
 # The hypervisor migration goes on; the VM lands on the destination, the
 # majority closes the job (the destination declares it completed once it
 # runs the VM), the source rejoins and adopts that, and the VM is in
-# exactly one place with no slot leaked.
+# exactly one place with no slot leaked. And the destination's ferryd
+# restarted mid-migration changes nothing: the source carries on.
 
 # shellcheck source=tests/cluster/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -58,6 +59,17 @@ for fault in cut corosync; do
     assert_eq completed "$(ctl node1 --json job "$job" | jq -r .state)" "job state on node1 after it rejoined"
     tb_wait --timeout 20 --cmd vms node1 "[.[] | select(.name == \"$vm\")] | length == 1 and .[0].node == \"node3\""
 done
+
+info "the destination's ferryd restarted mid-migration: the source carries on"
+run ctl node1 --json migrate b --to node1 --bandwidth 1000M
+assert_eq 0 "$RC" "exit code of migrate b back (stderr: $ERR)"
+job=$(jq -r .id <<<"$OUT")
+tb_wait --timeout 30 --cmd "job $job" node2 '.state == "running" and .memory_processed > 0'
+tb kill node1 ferryd
+tb start node1 ferryd
+tb wait-ready --timeout 60 --members 3 || fail "node1 did not come back"
+tb_wait --timeout 90 --cmd "job $job" node2 '.state == "completed"'
+assert_eq node1 "$(where b)" "where b runs"
 
 info "no slot leaked: node1 and node3 migrate again"
 run ctl node1 migrate a --to node1 --wait
