@@ -13,11 +13,6 @@
 #include "macro.h"
 #include "polkit.h"
 
-static const char *node_name(Daemon *d, uint32_t id) {
-        NodeView v;
-        return daemon_node_view(d, id, &v) ? v.name : "";
-}
-
 static int plan_for(Daemon *d, uint32_t id, DrainPlan *ret) {
         MembershipView view;
         daemon_membership_view(d, &view);
@@ -182,7 +177,7 @@ int method_plan_drain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         for (size_t i = 0; r >= 0 && i < plan.n_entries; i++) {
                 const DrainEntry *e = &plan.entries[i];
                 r = sd_bus_message_append(reply, "(ssss)", e->vm, drain_action_to_string(e->action),
-                                          e->destination ? node_name(d, e->destination) : "", e->reason);
+                                          e->destination ? daemon_node_name(d, e->destination) : "", e->reason);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);

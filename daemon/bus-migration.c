@@ -21,11 +21,6 @@ struct EmittedJob {
 };
 typedef struct EmittedJob EmittedJob;
 
-static const char *node_name(Daemon *d, uint32_t id) {
-        NodeView v;
-        return daemon_node_view(d, id, &v) ? v.name : "";
-}
-
 /* ---- ListVms ----------------------------------------------------------------- */
 
 int method_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -40,7 +35,7 @@ int method_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         r = sd_bus_message_open_container(reply, 'a', "(ssssuttu)");
         for (size_t i = 0; r >= 0 && s && i < s->n_vms; i++) {
                 const VmRecord *v = &s->vms[i];
-                r = sd_bus_message_append(reply, "(ssssuttu)", v->name, node_name(d, v->node),
+                r = sd_bus_message_append(reply, "(ssssuttu)", v->name, daemon_node_name(d, v->node),
                                           vm_state_to_string(v->state), v->uuid ? v->uuid : "", v->vcpus,
                                           v->memory, v->dirty_rate, v->cpu_use_permille);
         }
@@ -92,7 +87,7 @@ int method_check_migration(sd_bus_message *m, void *userdata, sd_bus_error *erro
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "s", res.destination ? node_name(d, res.destination) : "");
+                r = sd_bus_message_append(reply, "s", res.destination ? daemon_node_name(d, res.destination) : "");
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(sbs)");
         for (size_t i = 0; r >= 0 && i < res.n_checks; i++)
@@ -200,8 +195,8 @@ static int migrate_authorized(Daemon *d, sd_bus_message *m, sd_bus_error *error)
                 .options = o,
                 .created_at = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000,
         };
-        log_info("Migration of %s from %s to %s requested by %s%s%s", vm, node_name(d, res.source),
-                 node_name(d, res.destination), sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?",
+        log_info("Migration of %s from %s to %s requested by %s%s%s", vm, daemon_node_name(d, res.source),
+                 daemon_node_name(d, res.destination), sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?",
                  res.destination_reason[0] ? "; " : "", res.destination_reason);
         return daemon_propose_for_call(d, &c, m, reply_job_path, error);
 }
@@ -291,11 +286,11 @@ static int job_property(sd_bus *bus, const char *path, const char *interface, co
         if (streq(property, "Vm"))
                 return sd_bus_message_append(reply, "s", j->vm);
         if (streq(property, "Source"))
-                return sd_bus_message_append(reply, "s", node_name(d, j->source));
+                return sd_bus_message_append(reply, "s", daemon_node_name(d, j->source));
         if (streq(property, "Destination"))
-                return sd_bus_message_append(reply, "s", node_name(d, j->destination));
+                return sd_bus_message_append(reply, "s", daemon_node_name(d, j->destination));
         if (streq(property, "RequestedBy"))
-                return sd_bus_message_append(reply, "s", node_name(d, j->requested_by));
+                return sd_bus_message_append(reply, "s", daemon_node_name(d, j->requested_by));
         if (streq(property, "State"))
                 return sd_bus_message_append(reply, "s", job_state_to_string(j->state));
         if (streq(property, "Phase"))

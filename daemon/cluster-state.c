@@ -337,6 +337,11 @@ const NodeRecord *cluster_state_find_node_by_name(const ClusterState *s, const c
         return NULL;
 }
 
+const char *cluster_state_node_name(const ClusterState *s, uint32_t id) {
+        const NodeRecord *n = cluster_state_find_node(s, id);
+        return n && n->facts.name ? n->facts.name : "?";
+}
+
 static int apply_node_facts(ClusterState *s, uint32_t sender, const Command *c) {
         const NodeFacts *f = &c->node_facts.facts;
         bool found;

@@ -161,6 +161,8 @@ int cluster_state_apply(ClusterState *s, uint32_t sender, const Command *c);
 NodeRecord *cluster_state_find_node_mutable(ClusterState *s, uint32_t id);
 const NodeRecord *cluster_state_find_node(const ClusterState *s, uint32_t id);
 const NodeRecord *cluster_state_find_node_by_name(const ClusterState *s, const char *name);
+/* The name node `id` published, or "?" (for messages). */
+const char *cluster_state_node_name(const ClusterState *s, uint32_t id);
 
 /* Canonical encoding: identical bytes for identical states. */
 int cluster_state_encode(const ClusterState *s, Writer *w);

@@ -86,6 +86,8 @@ bool daemon_node_view(Daemon *d, uint32_t id, NodeView *ret);
 bool daemon_find_node(Daemon *d, const char *name_or_id, NodeView *ret);
 
 bool daemon_is_quorate(Daemon *d);
+/* The node's name as the API shows it, or "" if unknown. */
+const char *daemon_node_name(Daemon *d, uint32_t id);
 
 /* Proposes a command on behalf of a bus call; the reply is sent when the
  * command comes back through the total order. `reply` builds the success

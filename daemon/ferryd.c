@@ -102,6 +102,11 @@ bool daemon_find_node(Daemon *d, const char *name_or_id, NodeView *ret) {
         return false;
 }
 
+const char *daemon_node_name(Daemon *d, uint32_t id) {
+        NodeView v;
+        return daemon_node_view(d, id, &v) ? v.name : "";
+}
+
 bool daemon_is_quorate(Daemon *d) {
         return d->replica && replica_quorate(d->replica);
 }

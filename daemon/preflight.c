@@ -33,11 +33,6 @@ static bool is_member(const MembershipView *v, uint32_t id) {
         return false;
 }
 
-static const char *node_name(const ClusterState *s, uint32_t id) {
-        const NodeRecord *n = cluster_state_find_node(s, id);
-        return n && n->facts.name ? n->facts.name : "?";
-}
-
 int64_t preflight_available_memory(const ClusterState *s, uint32_t node) {
         const NodeRecord *n = cluster_state_find_node(s, node);
         if (!n)
@@ -67,13 +62,13 @@ static bool check_destination(const ClusterState *s, const MembershipView *view,
                 add(r, "destination-known", false, "destination node %u is unknown", dst);
                 return false;
         }
-        add(r, "destination-known", true, "destination %s is a cluster member", node_name(s, dst));
+        add(r, "destination-known", true, "destination %s is a cluster member", cluster_state_node_name(s, dst));
         ok &= add(r, "destination-differs", dst != vm->node, dst != vm->node ? "source and destination differ" :
-                  "%s already runs on %s", vm->name, node_name(s, dst));
+                  "%s already runs on %s", vm->name, cluster_state_node_name(s, dst));
         ok &= add(r, "destination-online", is_member(view, dst), is_member(view, dst) ?
-                  "%s is online" : "%s is not online in this partition", node_name(s, dst));
+                  "%s is online" : "%s is not online in this partition", cluster_state_node_name(s, dst));
         ok &= add(r, "destination-not-in-maintenance", !d->maintenance, d->maintenance ?
-                  "%s is in maintenance" : "%s is not in maintenance", node_name(s, dst));
+                  "%s is in maintenance" : "%s is not in maintenance", cluster_state_node_name(s, dst));
         if (src) {
                 bool same = streq(src->facts.cpu_vendor ? src->facts.cpu_vendor : "",
                                   d->facts.cpu_vendor ? d->facts.cpu_vendor : "");
@@ -93,7 +88,7 @@ static bool check_destination(const ClusterState *s, const MembershipView *view,
         format_size(have, sizeof(have), avail > 0 ? (uint64_t) avail : 0);
         ok &= add(r, "destination-memory", avail >= 0 && (uint64_t) avail >= vm->memory,
                   "%s needs %s, %s has %s after its host reserve and incoming migrations",
-                  vm->name, need, node_name(s, dst), have);
+                  vm->name, need, cluster_state_node_name(s, dst), have);
         return ok;
 }
 
@@ -114,7 +109,7 @@ void preflight_run(const ClusterState *s, const MembershipView *view, const char
                 return;
         r->source = vm->node;
         add(r, "vm-running", vm->state == VM_RUNNING, "%s is %s on %s", vm->name, vm_state_to_string(vm->state),
-            node_name(s, vm->node));
+            cluster_state_node_name(s, vm->node));
         add(r, "no-passthrough", vm->n_passthrough == 0, vm->n_passthrough == 0 ? "no host devices passed through" :
             "%u host device(s) passed through: not live-migratable", vm->n_passthrough);
         const JobRecord *active = state_find_active_job(s, vm->name);
@@ -124,7 +119,7 @@ void preflight_run(const ClusterState *s, const MembershipView *view, const char
         else
                 add(r, "no-active-job", true, "no other job moves %s", vm->name);
         add(r, "source-online", is_member(view, vm->node), is_member(view, vm->node) ?
-            "source %s is online" : "source %s is not online in this partition", node_name(s, vm->node));
+            "source %s is online" : "source %s is not online in this partition", cluster_state_node_name(s, vm->node));
 
         if (destination != 0) {
                 r->destination = destination;
@@ -157,12 +152,12 @@ void preflight_run(const ClusterState *s, const MembershipView *view, const char
                         r->destination = best;
                         snprintf(r->destination_reason, sizeof(r->destination_reason),
                                  "%s chosen: most memory to spare (%s) of %zu valid destination(s)",
-                                 node_name(s, best), avail, valid);
+                                 cluster_state_node_name(s, best), avail, valid);
                         check_destination(s, view, vm, best, r);
                 }
         }
         add(r, "cpu-model", true, "the VM's CPU is checked against %s by the source's hypervisor when the job starts",
-            r->destination ? node_name(s, r->destination) : "the destination");
+            r->destination ? cluster_state_node_name(s, r->destination) : "the destination");
 }
 
 const PreflightCheck *preflight_first_failure(const PreflightResult *r) {

@@ -40,11 +40,6 @@ static bool vm_level(const PreflightCheck *c) {
         return false;
 }
 
-static const char *name_of(const ClusterState *s, uint32_t id) {
-        const NodeRecord *n = cluster_state_find_node(s, id);
-        return n && n->facts.name ? n->facts.name : "?";
-}
-
 /* The best destination for vm, or 0 with the reason in `why`: the one
  * VM-level failure, or what rules out each node. */
 static uint32_t choose(const ClusterState *s, const MembershipView *view, const VmRecord *vm,
@@ -66,14 +61,14 @@ static uint32_t choose(const ClusterState *s, const MembershipView *view, const 
                         return 0;
                 }
                 if (bad) {
-                        snprintf(each + used, sizeof(each) - used, "%s%s: %s", used ? "; " : "", name_of(s, id),
+                        snprintf(each + used, sizeof(each) - used, "%s%s: %s", used ? "; " : "", cluster_state_node_name(s, id),
                                  bad->message);
                         continue;
                 }
                 int64_t avail = preflight_available_memory(s, id) - (int64_t) reserved(res, n_res, id);
                 if (avail < (int64_t) vm->memory) {
                         snprintf(each + used, sizeof(each) - used, "%s%s: full once the other moves of this drain land",
-                                 used ? "; " : "", name_of(s, id));
+                                 used ? "; " : "", cluster_state_node_name(s, id));
                         continue;
                 }
                 if (!best || avail > best_avail) {
