@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "message.h"
 #include "bus-drain.h"
+#include "bus-policy.h"
 #include "bus-migration.h"
 #include "polkit.h"
 
@@ -247,6 +248,13 @@ static const sd_bus_vtable cluster_vtable[] = {
                                 method_undrain, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("PlanDrain", SD_BUS_ARGS("s", node), SD_BUS_RESULT("s", status, "a(ssss)", entries),
                                 method_plan_drain, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetConvergencePolicy", SD_BUS_ARGS("s", vm, "a{sv}", set, "as", clear),
+                                SD_BUS_NO_RESULT, method_set_convergence_policy, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetConvergencePolicy", SD_BUS_ARGS("s", vm),
+                                SD_BUS_RESULT("a{sv}", effective, "a{ss}", sources),
+                                method_get_convergence_policy, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListPolicies", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sba{sv})", policies),
+                                method_list_policies, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

@@ -157,6 +157,9 @@ void command_done(Command *c) {
         case COMMAND_JOB_FINISH:
                 job_finish_command_done(&c->job_finish);
                 break;
+        case COMMAND_SET_POLICY:
+                set_policy_command_done(&c->set_policy);
+                break;
         default:
                 break;
         }
@@ -173,6 +176,7 @@ const char *command_type_to_string(CommandType t) {
         case COMMAND_JOB_FINISH: return "job-finish";
         case COMMAND_JOB_CANCEL: return "job-cancel";
         case COMMAND_SET_DRAIN: return "set-drain";
+        case COMMAND_SET_POLICY: return "set-policy";
         default: return "unknown";
         }
 }
@@ -207,6 +211,9 @@ int command_encode(const Command *c, Writer *w) {
                 writer_put_u32(w, c->set_drain.node);
                 writer_put_u8(w, (uint8_t) c->set_drain.mode);
                 writer_put_bool(w, c->set_drain.clear_maintenance);
+                break;
+        case COMMAND_SET_POLICY:
+                set_policy_command_encode(&c->set_policy, w);
                 break;
         default:
                 return -EINVAL;
@@ -260,6 +267,11 @@ int command_decode(Reader *r, Command *ret) {
                 if (c.set_drain.mode >= _DRAIN_MODE_MAX)
                         return -EBADMSG;
                 break;
+        case COMMAND_SET_POLICY:
+                k = set_policy_command_decode(r, &c.set_policy);
+                if (k < 0)
+                        return k;
+                break;
         default:
                 /* Unknown command types are refused, not skipped: skipping
                  * would let members of different versions diverge. */
@@ -286,6 +298,7 @@ ClusterState *cluster_state_free(ClusterState *s) {
         free(s->nodes);
         state_vms_free(s);
         state_jobs_free(s);
+        state_policies_free(s);
         free(s);
         return NULL;
 }
@@ -441,13 +454,15 @@ int cluster_state_apply(ClusterState *s, uint32_t sender, const Command *c) {
                 return state_apply_job_cancel(s, sender, c->job_cancel.id);
         case COMMAND_SET_DRAIN:
                 return apply_set_drain(s, c);
+        case COMMAND_SET_POLICY:
+                return state_apply_set_policy(s, &c->set_policy);
         default:
                 return -EINVAL;
         }
 }
 
 /* Format version of the canonical encoding (and of the persisted file). */
-#define STATE_ENCODING_VERSION 3
+#define STATE_ENCODING_VERSION 4
 
 int cluster_state_encode(const ClusterState *s, Writer *w) {
         writer_put_u32(w, STATE_ENCODING_VERSION);
@@ -462,6 +477,7 @@ int cluster_state_encode(const ClusterState *s, Writer *w) {
         }
         state_vms_encode(s, w);
         state_jobs_encode(s, w);
+        state_policies_encode(s, w);
         return writer_error(w);
 }
 
@@ -498,7 +514,7 @@ int cluster_state_decode(Reader *r, ClusterState **ret) {
                 if (rec->id == 0 || (i > 0 && s->nodes[i - 1].id >= rec->id))
                         goto bad;
         }
-        if (state_vms_decode(s, r) < 0 || state_jobs_decode(s, r) < 0)
+        if (state_vms_decode(s, r) < 0 || state_jobs_decode(s, r) < 0 || state_policies_decode(s, r) < 0)
                 goto bad;
         if (reader_finish(r) < 0)
                 goto bad;

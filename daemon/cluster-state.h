@@ -27,6 +27,7 @@
 #include "codec.h"
 #include "sha256.h"
 #include "state-jobs.h"
+#include "state-policies.h"
 #include "state-vms.h"
 
 #define STATE_DIGEST_HEX_SIZE (2 * SHA256_DIGEST_SIZE + 1)
@@ -96,6 +97,8 @@ typedef struct ClusterState {
         uint64_t next_job_id;
         size_t n_jobs;
         JobRecord *jobs;                /* sorted by id */
+        size_t n_policies;
+        PolicyRecord *policies;         /* sorted by scope, "" (the cluster) first */
 } ClusterState;
 
 typedef enum CommandType {
@@ -107,6 +110,7 @@ typedef enum CommandType {
         COMMAND_JOB_FINISH = 6,         /* the source reports a job's outcome */
         COMMAND_JOB_CANCEL = 7,         /* cancel a queued job, or ask the source to abort */
         COMMAND_SET_DRAIN = 8,          /* start (maintenance on) or end a node's drain */
+        COMMAND_SET_POLICY = 9,         /* set or clear convergence policy fields of the cluster or a VM */
         _COMMAND_TYPE_MAX,
 } CommandType;
 
@@ -133,6 +137,7 @@ typedef struct Command {
                         DrainMode mode;                 /* DRAIN_NONE: undrain */
                         bool clear_maintenance;         /* with undrain */
                 } set_drain;
+                SetPolicyCommand set_policy;
         };
 } Command;
 

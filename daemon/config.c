@@ -283,3 +283,15 @@ int config_load_file(FerryConfig *c, const char *path, ConfigErrorFn fn, void *u
         }
         return config_load_string(c, text, path, fn, userdata);
 }
+
+void config_convergence_settings(const FerryConfig *c, ConvergenceSettings *out) {
+        *out = (ConvergenceSettings) {
+                .set = CONVERGENCE_FIELD_DOWNTIME_STEPS | CONVERGENCE_FIELD_STALL_ROUNDS |
+                       CONVERGENCE_FIELD_PROGRESS_TIMEOUT | CONVERGENCE_FIELD_COMPLETION_TIMEOUT,
+                .n_downtime_steps = MIN(c->n_downtime_steps, (uint32_t) POLICY_DOWNTIME_STEPS_MAX),
+                .stall_rounds = c->stall_rounds,
+                .progress_timeout_sec = c->progress_timeout_sec,
+                .completion_timeout_per_gib_sec = c->completion_timeout_per_gib_sec,
+        };
+        memcpy(out->downtime_steps_ms, c->downtime_steps_ms, out->n_downtime_steps * sizeof(uint32_t));
+}

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "state-policies.h"
+
 typedef struct FerryConfig {
         char *plugin_dir;
         char *state_dir;
@@ -42,3 +44,7 @@ void config_done(FerryConfig *c);
 int config_load_file(FerryConfig *c, const char *path, ConfigErrorFn on_error, void *userdata);
 /* Same on an in-memory text (for tests); `name` is used in messages. */
 int config_load_string(FerryConfig *c, const char *text, const char *name, ConfigErrorFn on_error, void *userdata);
+
+/* The convergence settings of this node's ferryd.conf, as the layer below
+ * the cluster's and the VM's policy (see state-policies.h). */
+void config_convergence_settings(const FerryConfig *c, ConvergenceSettings *out);

@@ -27,6 +27,7 @@ typedef struct LocalMigration {
         char abort_reason[400];         /* why the policy gave up, if it did */
         uint64_t pending_seq;           /* a proposal of ours in flight */
         char log_line[512];             /* to go out with the next update */
+        char policy_text[320];          /* the convergence policy in force, for the log */
 } LocalMigration;
 
 struct Runner {
@@ -148,20 +149,37 @@ static void propose_update(Runner *r, LocalMigration *m, const FerryMigrateProgr
         }
 }
 
-/* The convergence policy of a job: defaults scaled to the VM's memory, the
- * operator's first downtime step and what they allowed. */
+/* The convergence policy of a job, resolved field by field: the job's own
+ * options, the VM's policy, the cluster's, this node's ferryd.conf (see
+ * state-policies.h); timeouts scaled to the VM's memory. What it resolved
+ * to goes on the job's log, with where each operator choice came from. */
 static void init_convergence(Runner *r, LocalMigration *m, const JobRecord *j) {
         const ClusterState *s = replica_state(r->daemon->replica);
         Backend *b = r->daemon->backend;
         const VmRecord *vm = state_find_vm(s, j->vm, j->source);
+        ConvergenceSettings job = {}, node, eff;
+        int source[8];
         ConvergencePolicy policy;
 
-        const FerryConfig *cf = &r->daemon->config;
-        convergence_policy_from(&policy, cf->downtime_steps_ms, cf->n_downtime_steps, cf->stall_rounds,
-                                cf->progress_timeout_sec, cf->completion_timeout_per_gib_sec, vm ? vm->memory : 0);
+        /* The job's flags only ever allow more; they cannot forbid what the
+         * policy allows. */
+        if (j->options.auto_converge_allowed) {
+                job.set |= CONVERGENCE_FIELD_AUTO_CONVERGE;
+                job.auto_converge = true;
+        }
+        if (j->options.postcopy_allowed) {
+                job.set |= CONVERGENCE_FIELD_POSTCOPY;
+                job.postcopy = true;
+        }
+        config_convergence_settings(&r->daemon->config, &node);
+        state_policy_effective(s, j->vm, &job, &node, &eff, source);
+        convergence_settings_format(&eff, source, m->policy_text, sizeof(m->policy_text));
+
+        convergence_policy_from(&policy, eff.downtime_steps_ms, eff.n_downtime_steps, eff.stall_rounds,
+                                eff.progress_timeout_sec, eff.completion_timeout_per_gib_sec, vm ? vm->memory : 0);
         if (j->options.max_downtime_ms > 0) {
-                /* The operator's value is the first step; the default steps
-                 * above it stay on the ladder. */
+                /* The operator's value is the first step; the steps of the
+                 * policy above it stay on the ladder. */
                 uint32_t ladder[CONVERGENCE_STEPS_MAX];
                 size_t w = 0;
                 ladder[w++] = j->options.max_downtime_ms;
@@ -171,8 +189,9 @@ static void init_convergence(Runner *r, LocalMigration *m, const JobRecord *j) {
                 memcpy(policy.downtime_steps_ms, ladder, w * sizeof(uint32_t));
                 policy.n_downtime_steps = w;
         }
-        policy.auto_converge_allowed = j->options.auto_converge_allowed;
-        policy.postcopy_allowed = j->options.postcopy_allowed && b->ops->migrate_start_postcopy;
+        policy.auto_converge_allowed = (eff.set & CONVERGENCE_FIELD_AUTO_CONVERGE) && eff.auto_converge;
+        policy.postcopy_allowed = (eff.set & CONVERGENCE_FIELD_POSTCOPY) && eff.postcopy &&
+                                  b->ops->migrate_start_postcopy;
         convergence_init(&m->convergence, &policy, now_monotonic());
 }
 
@@ -238,9 +257,10 @@ static void start_job(Runner *r, const JobRecord *j) {
         }
         log_info("Job %" PRIu64 ": live-migrating %s to %s (%s), downtime %u ms", j->id, j->vm, dst->facts.name,
                  dst->facts.backend_uri, (unsigned) params.max_downtime_ms);
-        snprintf(m->log_line, sizeof(m->log_line), "started: to %s, max downtime %u ms%s%s", dst->facts.name,
-                 (unsigned) params.max_downtime_ms, auto_converge_allowed ? ", auto-converge allowed" : "",
-                 postcopy_allowed ? ", post-copy allowed" : "");
+        snprintf(m->log_line, sizeof(m->log_line), "started: to %s, max downtime %u ms%s%s; policy: %s",
+                 dst->facts.name, (unsigned) params.max_downtime_ms,
+                 auto_converge_allowed ? ", auto-converge allowed" : "", postcopy_allowed ? ", post-copy allowed" : "",
+                 m->policy_text);
         FerryMigrateProgress p = { .struct_size = sizeof(p), .phase = FERRY_MIGRATE_SETUP,
                                    .started_usec = now_realtime() };
         m->last = p;
