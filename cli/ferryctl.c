@@ -34,7 +34,12 @@ static const Command commands[] = {
         { "cancel",      "ID",                "Cancel a migration job",                         1, 1, cmd_cancel },
         { "drain",       "NAME|ID",           "Move every VM off a node and keep it empty",     1, 1, cmd_drain },
         { "undrain",     "NAME|ID",           "End a node's drain, and its maintenance",        1, 1, cmd_undrain },
+        { "policy",      "[show|list|set|unset] [KEY[=VALUE]...]",
+                                              "Show or change the convergence policy of the cluster or a VM", 0, 16, cmd_policy },
         { "help",        "",                  "Show this help",                                 0, 0, NULL },
+        /* A name starting with '_' is internal and left out of --help: the
+         * names shell completion offers (cmd-complete.c, completion/). */
+        { "__complete",  "nodes|vms|jobs|active-jobs", "", 1, 1, cmd_complete },
 };
 
 typedef enum OptionId {
@@ -53,6 +58,7 @@ typedef enum OptionId {
         OPT_DRY_RUN,
         OPT_BLOCKERS,
         OPT_KEEP_MAINTENANCE,
+        OPT_VM,
         _OPT_MAX,
 } OptionId;
 
@@ -84,6 +90,7 @@ static const Option options[_OPT_MAX] = {
         [OPT_DRY_RUN]          = { "--dry-run",          NULL, NULL,         { "drain" },                   "Only show what a drain does now; change nothing" },
         [OPT_BLOCKERS]         = { "--blockers",         NULL, "fail|leave", { "drain" },                   "VMs that cannot move: fail (default) or leave them on the node" },
         [OPT_KEEP_MAINTENANCE] = { "--keep-maintenance", NULL, NULL,         { "undrain" },                 "End the drain, but keep the node in maintenance" },
+        [OPT_VM]               = { "--vm",               NULL, "VM",         { "policy" },                  "The VM's own policy rather than the cluster's" },
 };
 
 static bool option_applies_to(const Option *o, const char *command) {
@@ -114,6 +121,8 @@ static void help(void) {
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
                 char synopsis[64];
 
+                if (commands[i].name[0] == '_')
+                        continue;
                 snprintf(synopsis, sizeof(synopsis), "%s%s%s",
                          commands[i].name, *commands[i].args ? " " : "", commands[i].args);
                 printf("  %-28s %s\n", synopsis, commands[i].summary);
@@ -285,6 +294,7 @@ static int make_context(const Command *cmd, const Arguments *a, CommandContext *
                 .dry_run = a->given[OPT_DRY_RUN],
                 .blockers = a->value[OPT_BLOCKERS],
                 .keep_maintenance = a->given[OPT_KEEP_MAINTENANCE],
+                .vm = a->value[OPT_VM],
         };
 
         if (ctx->node && !*ctx->node)

@@ -49,6 +49,7 @@ typedef struct CommandContext {
         bool dry_run;               /* drain --dry-run */
         const char *blockers;       /* drain --blockers: "fail" or "leave"; NULL: ferryd's default */
         bool keep_maintenance;      /* undrain --keep-maintenance */
+        const char *vm;             /* policy --vm; NULL: the cluster's policy */
 } CommandContext;
 
 /* A command gets its arguments after the command name (already checked
@@ -69,6 +70,8 @@ int cmd_job(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_cancel(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_drain(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_undrain(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_policy(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_complete(const CommandContext *ctx, char **args, unsigned n_args);
 
 /* Prints the usage error and the hint to --help; returns FERRYCTL_EXIT_USAGE. */
 int usage_error(const char *fmt, ...) _printf_(1, 2);
