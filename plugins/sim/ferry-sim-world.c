@@ -15,6 +15,7 @@
 #include "macro.h"
 #include "migration.h"
 #include "strutil.h"
+#include "volume.h"
 #include "world.h"
 
 static int usage(FILE *f) {
@@ -29,7 +30,11 @@ static int usage(FILE *f) {
                 "  check DIR                 parse every file and check the world's invariants\n"
                 "  reconcile DIR             settle migrations whose driver died\n"
                 "  now DIR                   the world's simulated time, in microseconds\n"
-                "  advance DIR DURATION      move a manual clock on (e.g. 90s, 500ms, 2h)\n");
+                "  advance DIR DURATION      move a manual clock on (e.g. 90s, 500ms, 2h)\n"
+                "  volumes DIR [--json]      one line per volume: NAME HOLDER HOLDER_EPOCH EPOCH (HOLDER - = nobody)\n"
+                "  fence DIR NODE            clear every hold of NODE on a volume (what powering it off does)\n"
+                "  fault DIR VOLUME HOOK on|off\n"
+                "                            make prepare|activate|release|held of VOLUME fail with EIO\n");
         return f == stderr ? 2 : 0;
 }
 
@@ -314,12 +319,13 @@ static int compare_str(const void *a, const void *b) {
 }
 
 /* Every file parses; no VM in two places; no VM on a node without a host;
- * no marker without its VM on its source; no host over its memory. */
+ * no marker without its VM on its source; no host over its memory; no
+ * volume held by a node that is not a host. */
 static int cmd_check(const char *dir) {
         _cleanup_(sim_world_freep) SimWorld *w = NULL;
         _cleanup_free_ char *vms_dir = NULL;
-        char **nodes = NULL, **names = NULL;
-        size_t n_nodes = 0, n_names = 0;
+        char **nodes = NULL, **names = NULL, **volumes = NULL;
+        size_t n_nodes = 0, n_names = 0, n_volumes = 0;
         SimMarker *mk = NULL;
         size_t n_mk = 0;
         SimError e = {};
@@ -403,14 +409,39 @@ static int cmd_check(const char *dir) {
                         problems++;
                 }
         }
+        /* Every volume file parses (each on its own, so that all bad
+         * ones are named) and its holder is a host. */
+        r = sim_world_list_volumes(w, &volumes, &n_volumes);
+        if (r < 0) {
+                fprintf(stderr, "%s/volumes: %s\n", dir, strerror(-r));
+                problems++;
+        }
+        for (size_t i = 0; i < n_volumes; i++) {
+                SimVolume v;
+                bool known = false;
+
+                if (sim_world_load_volume(w, volumes[i], &v, &e) < 0) {
+                        fprintf(stderr, "%s\n", e.message);
+                        problems++;
+                        continue;
+                }
+                for (size_t j = 0; j < n_nodes && v.holder[0]; j++)
+                        known = known || streq(nodes[j], v.holder);
+                if (v.holder[0] && !known) {
+                        fprintf(stderr, "volumes/%s.conf: held by %s, which is not a host\n", v.name, v.holder);
+                        problems++;
+                }
+        }
         sim_markers_free(mk, n_mk);
         sim_strv_free(names, n_names);
         sim_strv_free(nodes, n_nodes);
+        sim_strv_free(volumes, n_volumes);
         if (problems > 0) {
                 fprintf(stderr, "%s: %u problem(s)\n", dir, problems);
                 return 1;
         }
-        printf("%s: %zu hosts, %u VMs, %zu migrations in flight, ok\n", dir, n_nodes, n_vms, n_mk);
+        printf("%s: %zu hosts, %u VMs, %zu migrations in flight, %zu volumes, ok\n", dir, n_nodes, n_vms, n_mk,
+               n_volumes);
         return 0;
 }
 
@@ -470,6 +501,155 @@ static int cmd_advance(const char *dir, const char *duration) {
         return 0;
 }
 
+static int cmd_volumes(int argc, char **argv) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                {}
+        };
+        _cleanup_(sim_world_freep) SimWorld *w = NULL;
+        _cleanup_(sim_world_unlockp) SimWorld *locked = NULL;
+        _cleanup_free_ SimVolume *v = NULL;
+        const char *dir;
+        bool json = false;
+        size_t n = 0;
+        SimError e = {};
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+                if (c != 'j')
+                        return usage(stderr);
+                json = true;
+        }
+        dir = positional_dir(argc, argv);
+        if (!dir)
+                return 2;
+        if (open_world(dir, &w) < 0)
+                return 1;
+        /* One consistent view. */
+        r = sim_world_lock(w);
+        if (r < 0) {
+                fprintf(stderr, "ferry-sim-world: locking %s: %s\n", dir, strerror(-r));
+                return 1;
+        }
+        locked = w;
+        r = sim_world_load_volumes(w, &v, &n, &e);
+        if (r < 0) {
+                fprintf(stderr, "ferry-sim-world: %s\n", e.message[0] ? e.message : strerror(-r));
+                return 1;
+        }
+        /* Names are [A-Za-z0-9._-]: nothing to escape. */
+        if (json)
+                fputc('[', stdout);
+        for (size_t i = 0; i < n; i++) {
+                if (!json) {
+                        printf("%s %s %" PRIu64 " %" PRIu64 "\n", v[i].name, v[i].holder[0] ? v[i].holder : "-",
+                               v[i].holder_epoch, v[i].epoch);
+                        continue;
+                }
+                printf("%s{\"name\":\"%s\",\"holder\":", i > 0 ? "," : "", v[i].name);
+                if (v[i].holder[0])
+                        printf("\"%s\"", v[i].holder);
+                else
+                        fputs("null", stdout);
+                printf(",\"holder_epoch\":%" PRIu64 ",\"epoch\":%" PRIu64 "}", v[i].holder_epoch, v[i].epoch);
+        }
+        if (json)
+                fputs("]\n", stdout);
+        return 0;
+}
+
+static int cmd_fence(const char *dir, const char *node) {
+        _cleanup_(sim_world_freep) SimWorld *w = NULL;
+        char **volumes = NULL;
+        size_t n = 0;
+        SimError e = {};
+        int r;
+
+        if (!node) {
+                fprintf(stderr, "ferry-sim-world: fence needs DIR and NODE\n");
+                return 2;
+        }
+        if (open_world(dir, &w) < 0)
+                return 1;
+        r = sim_volume_fence(w, node, &volumes, &n, &e);
+        if (r < 0) {
+                fprintf(stderr, "ferry-sim-world: %s\n", e.message[0] ? e.message : strerror(-r));
+                return 1;
+        }
+        printf("fenced %s: %zu hold(s) cleared", node, n);
+        for (size_t i = 0; i < n; i++)
+                printf("%s%s", i == 0 ? ": " : " ", volumes[i]);
+        fputc('\n', stdout);
+        sim_strv_free(volumes, n);
+        return 0;
+}
+
+static int cmd_fault(const char *dir, int argc, char **argv) {
+        _cleanup_(sim_world_freep) SimWorld *w = NULL;
+        _cleanup_(sim_world_unlockp) SimWorld *locked = NULL;
+        const char *volume, *hook, *onoff;
+        SimVolume v;
+        SimError e = {};
+        bool *knob, on;
+        int r;
+
+        if (argc != 3) {
+                fprintf(stderr, "ferry-sim-world: fault needs DIR VOLUME HOOK on|off\n");
+                return 2;
+        }
+        volume = argv[0];
+        hook = argv[1];
+        onoff = argv[2];
+        if (!sim_name_is_valid(volume)) {
+                fprintf(stderr, "ferry-sim-world: \"%s\" is not a valid volume name\n", volume);
+                return 2;
+        }
+        if (streq(onoff, "on"))
+                on = true;
+        else if (streq(onoff, "off"))
+                on = false;
+        else {
+                fprintf(stderr, "ferry-sim-world: expected on or off, got \"%s\"\n", onoff);
+                return 2;
+        }
+        if (streq(hook, "prepare"))
+                knob = &v.fail_prepare;
+        else if (streq(hook, "activate"))
+                knob = &v.fail_activate;
+        else if (streq(hook, "release"))
+                knob = &v.fail_release;
+        else if (streq(hook, "held"))
+                knob = &v.fail_held;
+        else {
+                fprintf(stderr, "ferry-sim-world: unknown hook \"%s\" (prepare, activate, release or held)\n", hook);
+                return 2;
+        }
+        if (open_world(dir, &w) < 0)
+                return 1;
+        r = sim_world_lock(w);
+        if (r < 0) {
+                fprintf(stderr, "ferry-sim-world: locking %s: %s\n", dir, strerror(-r));
+                return 1;
+        }
+        locked = w;
+        r = sim_world_load_volume(w, volume, &v, &e);
+        if (r == -ENOENT) {
+                v = (SimVolume) {};
+                snprintf(v.name, sizeof(v.name), "%s", volume);
+        } else if (r < 0) {
+                fprintf(stderr, "ferry-sim-world: %s\n", e.message[0] ? e.message : strerror(-r));
+                return 1;
+        }
+        *knob = on;
+        r = sim_world_write_volume(w, &v);
+        if (r < 0) {
+                fprintf(stderr, "ferry-sim-world: writing volume %s: %s\n", volume, strerror(-r));
+                return 1;
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
         const char *cmd, *dir;
 
@@ -483,6 +663,8 @@ int main(int argc, char **argv) {
                 return cmd_create(argc - 1, argv + 1);
         if (streq(cmd, "list"))
                 return cmd_list(argc - 1, argv + 1);
+        if (streq(cmd, "volumes"))
+                return cmd_volumes(argc - 1, argv + 1);
         if (argc < 3)
                 return usage(stderr);
         dir = argv[2];
@@ -496,6 +678,10 @@ int main(int argc, char **argv) {
                 return cmd_now(dir);
         if (streq(cmd, "advance"))
                 return cmd_advance(dir, argc > 3 ? argv[3] : NULL);
+        if (streq(cmd, "fence"))
+                return argc == 4 ? cmd_fence(dir, argv[3]) : cmd_fence(dir, NULL);
+        if (streq(cmd, "fault"))
+                return cmd_fault(dir, argc - 3, argv + 3);
         fprintf(stderr, "ferry-sim-world: unknown command \"%s\"\n", cmd);
         return usage(stderr);
 }

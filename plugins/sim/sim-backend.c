@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /* The "sim" hypervisor backend: the plugin ABI (ferry-backend.h) over a
- * simulated world (world.h) and its migrations (migration.h). It holds no
- * thread: a migration advances when ferryd polls it.
+ * simulated world (world.h), its migrations (migration.h) and its shared
+ * volumes (volume.h). It holds no thread: a migration advances when ferryd
+ * polls it.
  *
  * backend_config: space-separated key=value pairs.
  *   world=/abs/path   the world directory (required)
@@ -22,6 +23,7 @@
 #include "ferry-backend.h"
 #include "macro.h"
 #include "migration.h"
+#include "volume.h"
 #include "world.h"
 
 #define URI_PREFIX "sim://"
@@ -415,6 +417,45 @@ static void backend_migrate_release(void *ctx, void *handle) {
         sim_migration_free(handle);
 }
 
+/* Volumes: the rules are volume.h's; this node is the holder. `backing`
+ * (the device or image behind the volume) is not modelled. */
+static int volume_error(FerryError *error, int r, const SimError *e) {
+        if (r == -ENOMEM)
+                return set_error(error, r, "out of memory");
+        return set_error(error, r, "sim: %s", e->message[0] ? e->message : strerror(-r));
+}
+
+static int backend_volume_prepare(void *ctx, const char *volume, const char *backing, uint64_t epoch,
+                                  FerryError *error) {
+        SimBackend *b = ctx;
+        SimError e = {};
+        int r = sim_volume_prepare(b->world, b->node, volume, epoch, &e);
+        return r < 0 ? volume_error(error, r, &e) : 0;
+}
+
+static int backend_volume_activate(void *ctx, const char *volume, const char *backing, uint64_t epoch,
+                                   FerryError *error) {
+        SimBackend *b = ctx;
+        SimError e = {};
+        int r = sim_volume_activate(b->world, b->node, volume, epoch, &e);
+        return r < 0 ? volume_error(error, r, &e) : 0;
+}
+
+static int backend_volume_release(void *ctx, const char *volume, const char *backing, uint64_t epoch,
+                                  FerryError *error) {
+        SimBackend *b = ctx;
+        SimError e = {};
+        int r = sim_volume_release(b->world, b->node, volume, epoch, &e);
+        return r < 0 ? volume_error(error, r, &e) : 0;
+}
+
+static int backend_volume_held(void *ctx, const char *volume, const char *backing, FerryError *error) {
+        SimBackend *b = ctx;
+        SimError e = {};
+        int r = sim_volume_held(b->world, b->node, volume, &e);
+        return r < 0 ? volume_error(error, r, &e) : r;
+}
+
 __attribute__((visibility("default")))
 const FerryBackendOps ferry_backend = {
         .abi_version = FERRY_BACKEND_ABI_VERSION,
@@ -432,11 +473,8 @@ const FerryBackendOps ferry_backend = {
         .migrate_set_auto_converge = backend_migrate_set_auto_converge,
         .migrate_start_postcopy = backend_migrate_start_postcopy,
         .migrate_release = backend_migrate_release,
-        /* Volume hooks (issue #4): not yet. The world would hold them as
-         * WORLD/volumes/NAME.conf (owner node, epoch), changed under the
-         * world lock like everything else. */
-        .volume_prepare = NULL,
-        .volume_activate = NULL,
-        .volume_release = NULL,
-        .volume_held = NULL,
+        .volume_prepare = backend_volume_prepare,
+        .volume_activate = backend_volume_activate,
+        .volume_release = backend_volume_release,
+        .volume_held = backend_volume_held,
 };

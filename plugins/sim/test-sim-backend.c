@@ -18,6 +18,7 @@
 #include "migration.h"
 #include "sim-test.h"
 #include "test-util.h"
+#include "volume.h"
 #include "world.h"
 
 #define GiB (UINT64_C(1) << 30)
@@ -40,7 +41,7 @@ static void test_load(void) {
         CHECK(ops->cpu_compatible && ops->migrate_start && ops->migrate_progress && ops->migrate_abort);
         CHECK(ops->migrate_set_max_downtime && ops->migrate_set_auto_converge && ops->migrate_start_postcopy);
         CHECK(ops->migrate_release);
-        CHECK(!ops->volume_prepare && !ops->volume_activate && !ops->volume_release && !ops->volume_held);
+        CHECK(ops->volume_prepare && ops->volume_activate && ops->volume_release && ops->volume_held);
         /* Nothing but the ops struct leaves the module. */
         CHECK(!dlsym(module, "sim_world_open"));
         CHECK(!dlsym(module, "parse_size"));
@@ -198,6 +199,8 @@ static void test_end_to_end(void) {
         CHECK(small->memory == GiB);
         CHECK(small->dirty_rate == 10 * MiB);
         CHECK_EQ_INT(small->n_disks, 1);
+        CHECK_STREQ(small->disks[0].target, "vda");
+        CHECK_STREQ(small->disks[0].path, "/shared/e2e.img");
         CHECK(small->disks[0].shared);
         CHECK_EQ_INT(find_vm(vms, n, "e2e-pt")->n_passthrough, 1);
         ops->free_vms(n1, vms, n);
@@ -373,6 +376,183 @@ static void test_crash(void) {
         ops->close(n2);
 }
 
+/* A volume as the world has it; a missing file reads as nobody, epoch 0. */
+static SimVolume vol(SimWorld *w, const char *name) {
+        SimVolume v = {};
+        SimError e = {};
+        int r = sim_world_load_volume(w, name, &v, &e);
+
+        if (r < 0 && r != -ENOENT)
+                fprintf(stderr, "%s\n", e.message);
+        CHECK(r == 0 || r == -ENOENT);
+        return v;
+}
+
+static bool vol_exists(SimWorld *w, const char *name) {
+        SimVolume v;
+        return sim_world_load_volume(w, name, &v, NULL) == 0;
+}
+
+#define CHECK_VOL(w, name, holder_, holder_epoch_, epoch_)                     \
+        do {                                                                    \
+                SimVolume _v = vol(w, name);                                    \
+                CHECK_STREQ(_v.holder, holder_);                                \
+                CHECK_EQ_INT(_v.holder_epoch, holder_epoch_);                   \
+                CHECK_EQ_INT(_v.epoch, epoch_);                                 \
+        } while (0)
+
+/* Two instances, node1 and node2, contend for volumes with fencing epochs. */
+static void test_volumes(void) {
+        char dir[256], config[512];
+        _cleanup_(sim_world_freep) SimWorld *w = NULL;
+        SimError e = {};
+        void *n1 = NULL, *n2 = NULL;
+        FerryError err = {};
+
+        make_world(dir, sizeof(dir), SIM_CLOCK_MANUAL);
+        snprintf(config, sizeof(config), "world=%s", dir);
+        CHECK_EQ_INT(sim_world_open(dir, &w, &e), 0);
+        CHECK_EQ_INT(open_node("node1", config, &n1, &err), 0);
+        CHECK_EQ_INT(open_node("node2", config, &n2, &err), 0);
+
+        /* Unknown volumes: held by nobody, releasing one is a no-op, and
+         * neither leaves a file behind. */
+        CHECK_EQ_INT(ops->volume_held(n1, "data1", "/dev/sdb", &err), 0);
+        CHECK_EQ_INT(ops->volume_release(n1, "data1", "/dev/sdb", 4, &err), 0);
+        CHECK(!vol_exists(w, "data1"));
+        CHECK_EQ_INT(ops->volume_activate(n1, "../data1", NULL, 1, &err), -EINVAL);
+        CHECK(strstr(err.message, "not a valid sim volume name"));
+        CHECK_EQ_INT(ops->volume_held(n1, "", NULL, &err), -EINVAL);
+
+        /* prepare records the epoch and refuses an older one. */
+        CHECK_EQ_INT(ops->volume_prepare(n2, "data1", "/dev/sdb", 3, &err), 0);
+        CHECK_VOL(w, "data1", "", 0, 3);
+        err = (FerryError) {};
+        CHECK_EQ_INT(ops->volume_prepare(n1, "data1", "/dev/sdb", 2, &err), -ESTALE);
+        CHECK(strstr(err.message, "sim: volume data1: epoch 2 is older than 3: a newer owner exists"));
+        CHECK_VOL(w, "data1", "", 0, 3);
+        CHECK_EQ_INT(ops->volume_prepare(n1, "data1", "/dev/sdb", 3, &err), 0);
+
+        /* activate, held, idempotency. */
+        CHECK_EQ_INT(ops->volume_activate(n1, "data1", "/dev/sdb", 2, &err), -ESTALE);
+        CHECK_VOL(w, "data1", "", 0, 3);
+        CHECK_EQ_INT(ops->volume_activate(n1, "data1", "/dev/sdb", 3, &err), 0);
+        CHECK_VOL(w, "data1", "node1", 3, 3);
+        CHECK_EQ_INT(ops->volume_held(n1, "data1", "/dev/sdb", &err), 1);
+        CHECK_EQ_INT(ops->volume_held(n2, "data1", "/dev/sdb", &err), 0);
+        CHECK_EQ_INT(ops->volume_activate(n1, "data1", "/dev/sdb", 3, &err), 0);
+        CHECK_VOL(w, "data1", "node1", 3, 3);
+
+        /* Another node at the holder's epoch: busy; older: stale. */
+        err = (FerryError) {};
+        CHECK_EQ_INT(ops->volume_activate(n2, "data1", "/dev/sdb", 3, &err), -EBUSY);
+        CHECK(strstr(err.message, "held by node1 at epoch 3"));
+        CHECK_EQ_INT(ops->volume_activate(n2, "data1", "/dev/sdb", 1, &err), -ESTALE);
+        CHECK_VOL(w, "data1", "node1", 3, 3);
+        CHECK_EQ_INT(ops->volume_held(n2, "data1", "/dev/sdb", &err), 0);
+
+        /* An ownership change to node2 at epoch 5: the destination prepares
+         * while the source still holds it; the old owner can no longer
+         * re-take it with its epoch; the newer grant preempts. */
+        CHECK_EQ_INT(ops->volume_prepare(n2, "data1", "/dev/sdb", 5, &err), 0);
+        CHECK_VOL(w, "data1", "node1", 3, 5);
+        CHECK_EQ_INT(ops->volume_activate(n1, "data1", "/dev/sdb", 4, &err), -ESTALE);
+        CHECK(strstr(err.message, "epoch 4 is older than 5"));
+        CHECK_EQ_INT(ops->volume_activate(n2, "data1", "/dev/sdb", 5, &err), 0);
+        CHECK_VOL(w, "data1", "node2", 5, 5);
+        CHECK_EQ_INT(ops->volume_held(n1, "data1", "/dev/sdb", &err), 0);
+        CHECK_EQ_INT(ops->volume_held(n2, "data1", "/dev/sdb", &err), 1);
+        CHECK_EQ_INT(ops->volume_activate(n1, "data1", "/dev/sdb", 5, &err), -EBUSY);
+        CHECK(strstr(err.message, "held by node2 at epoch 5"));
+
+        /* Preemption without a prepare: a newer epoch straight away. */
+        CHECK_EQ_INT(ops->volume_activate(n1, "data1", "/dev/sdb", 6, &err), 0);
+        CHECK_VOL(w, "data1", "node1", 6, 6);
+        CHECK_EQ_INT(ops->volume_activate(n2, "data1", "/dev/sdb", 7, &err), 0);
+        CHECK_VOL(w, "data1", "node2", 7, 7);
+
+        /* The holder renews its grant at a newer epoch. */
+        CHECK_EQ_INT(ops->volume_activate(n2, "data1", "/dev/sdb", 8, &err), 0);
+        CHECK_VOL(w, "data1", "node2", 8, 8);
+
+        /* release: a late release of an older grant does not undo the
+         * newer one; a non-holder's release is a no-op (old epoch or not);
+         * a newer epoch is recorded. */
+        CHECK_EQ_INT(ops->volume_release(n1, "data1", "/dev/sdb", 3, &err), 0);
+        CHECK_VOL(w, "data1", "node2", 8, 8);
+        err = (FerryError) {};
+        CHECK_EQ_INT(ops->volume_release(n2, "data1", "/dev/sdb", 7, &err), -ESTALE);
+        CHECK(strstr(err.message, "epoch 7 is older than this node's grant (epoch 8)"));
+        CHECK_VOL(w, "data1", "node2", 8, 8);
+        CHECK_EQ_INT(ops->volume_held(n2, "data1", "/dev/sdb", &err), 1);
+        CHECK_EQ_INT(ops->volume_release(n2, "data1", "/dev/sdb", 8, &err), 0);
+        CHECK_VOL(w, "data1", "", 0, 8);
+        CHECK_EQ_INT(ops->volume_held(n2, "data1", "/dev/sdb", &err), 0);
+        CHECK_EQ_INT(ops->volume_release(n2, "data1", "/dev/sdb", 8, &err), 0);
+        CHECK_VOL(w, "data1", "", 0, 8);
+        CHECK_EQ_INT(ops->volume_release(n1, "data1", "/dev/sdb", 9, &err), 0);
+        CHECK_VOL(w, "data1", "", 0, 9);
+        CHECK_EQ_INT(ops->volume_activate(n1, "data1", "/dev/sdb", 9, &err), 0);
+        CHECK_EQ_INT(ops->volume_release(n1, "data1", "/dev/sdb", 10, &err), 0);
+        CHECK_VOL(w, "data1", "", 0, 10);
+        CHECK_EQ_INT(ops->volume_activate(n2, "data1", "/dev/sdb", 9, &err), -ESTALE);
+
+        /* A first activate creates the file; held by node1 here on. */
+        CHECK_EQ_INT(ops->volume_activate(n1, "data2", NULL, 1, &err), 0);
+        CHECK_VOL(w, "data2", "node1", 1, 1);
+
+        /* Fault knobs: -EIO with a message, nothing read or changed (not
+         * even a stale epoch is reported past the fault). */
+        SimVolume v = vol(w, "data2");
+        v.fail_activate = true;
+        CHECK_EQ_INT(sim_world_write_volume(w, &v), 0);
+        err = (FerryError) {};
+        CHECK_EQ_INT(ops->volume_activate(n2, "data2", NULL, 5, &err), -EIO);
+        CHECK(strstr(err.message, "volume data2: activate failed"));
+        CHECK(strstr(err.message, "fail_activate = yes"));
+        CHECK_EQ_INT(ops->volume_activate(n1, "data2", NULL, 0, &err), -EIO);
+        CHECK_VOL(w, "data2", "node1", 1, 1);
+        CHECK_EQ_INT(ops->volume_release(n1, "data2", NULL, 1, &err), 0);      /* other hooks work */
+        CHECK_EQ_INT(ops->volume_prepare(n2, "data2", NULL, 2, &err), 0);
+        CHECK_EQ_INT(ops->volume_held(n2, "data2", NULL, &err), 0);
+        v = vol(w, "data2");
+        CHECK(v.fail_activate);
+        v = (SimVolume) { .name = "data2", .holder = "node1", .holder_epoch = 2, .epoch = 2, .fail_prepare = true,
+                          .fail_release = true, .fail_held = true };
+        CHECK_EQ_INT(sim_world_write_volume(w, &v), 0);
+        CHECK_EQ_INT(ops->volume_prepare(n2, "data2", NULL, 3, &err), -EIO);
+        CHECK(strstr(err.message, "prepare failed"));
+        CHECK_EQ_INT(ops->volume_release(n1, "data2", NULL, 2, &err), -EIO);
+        CHECK(strstr(err.message, "fail_release = yes"));
+        CHECK_EQ_INT(ops->volume_held(n1, "data2", NULL, &err), -EIO);
+        CHECK_EQ_INT(ops->volume_activate(n1, "data2", NULL, 2, &err), 0);
+        CHECK_VOL(w, "data2", "node1", 2, 2);
+        v.fail_prepare = v.fail_release = v.fail_held = false;
+        CHECK_EQ_INT(sim_world_write_volume(w, &v), 0);
+        CHECK_EQ_INT(ops->volume_held(n1, "data2", NULL, &err), 1);
+
+        /* Fencing node1 (the library call; the CLI in test_volumes_cli)
+         * drops its holds and keeps the epochs: a newer grant elsewhere
+         * proceeds, the old one stays refused. */
+        CHECK_EQ_INT(ops->volume_activate(n2, "data3", NULL, 4, &err), 0);
+        char **fenced = NULL;
+        size_t n_fenced = 0;
+        CHECK_EQ_INT(sim_volume_fence(w, "node1", &fenced, &n_fenced, &e), 0);
+        CHECK_EQ_INT(n_fenced, 1);
+        CHECK_STREQ(fenced[0], "data2");
+        sim_strv_free(fenced, n_fenced);
+        CHECK_VOL(w, "data2", "", 0, 2);
+        CHECK_VOL(w, "data3", "node2", 4, 4);
+        CHECK_EQ_INT(ops->volume_held(n1, "data2", NULL, &err), 0);
+        CHECK_EQ_INT(ops->volume_activate(n1, "data2", NULL, 1, &err), -ESTALE);
+        CHECK_EQ_INT(ops->volume_activate(n2, "data2", NULL, 3, &err), 0);
+        CHECK_EQ_INT(sim_volume_fence(w, "node1", &fenced, &n_fenced, &e), 0);
+        CHECK_EQ_INT(n_fenced, 0);
+
+        ops->close(n1);
+        ops->close(n2);
+}
+
 static int run(const char *cmd, char *out, size_t len) {
         FILE *f = popen(cmd, "r");
         size_t k = 0;
@@ -407,7 +587,7 @@ static void test_cli(void) {
         CHECK(strstr(out, "node3 AuthenticAMD 9.0.0 "));
         snprintf(cmd, sizeof(cmd), "%s check %s", cli_path, dir);
         CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
-        CHECK(strstr(out, "16 hosts, 400 VMs, 0 migrations in flight, ok"));
+        CHECK(strstr(out, "16 hosts, 400 VMs, 0 migrations in flight, 0 volumes, ok"));
         snprintf(cmd, sizeof(cmd), "%s advance %s 10s 2>&1", cli_path, dir);
         CHECK(run(cmd, out, sizeof(out)) != 0);
         CHECK(strstr(out, "monotonic clock"));
@@ -419,6 +599,116 @@ static void test_cli(void) {
         CHECK(strstr(out, "already holds a world"));
 }
 
+static void write_file(const char *dir, const char *rel, const char *text) {
+        char path[512];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, rel);
+        f = fopen(path, "we");
+        CHECK(f);
+        CHECK(fputs(text, f) >= 0);
+        CHECK_EQ_INT(fclose(f), 0);
+}
+
+/* ferry-sim-world volumes, fence, fault and check on volumes. */
+static void test_volumes_cli(void) {
+        char dir[256], config[512], cmd[1024], out[8192];
+        void *n1 = NULL, *n2 = NULL;
+        FerryError err = {};
+
+        sim_test_tempdir("world", dir, sizeof(dir));
+        snprintf(cmd, sizeof(cmd), "%s create %s --nodes 3 --vms 0 --vendors AuthenticAMD", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        snprintf(config, sizeof(config), "world=%s", dir);
+        CHECK_EQ_INT(open_node("node1", config, &n1, &err), 0);
+        CHECK_EQ_INT(open_node("node2", config, &n2, &err), 0);
+
+        snprintf(cmd, sizeof(cmd), "%s volumes %s", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_STREQ(out, "");
+        snprintf(cmd, sizeof(cmd), "%s volumes --json %s", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_STREQ(out, "[]\n");
+
+        CHECK_EQ_INT(ops->volume_activate(n1, "vol-a", NULL, 5, &err), 0);
+        CHECK_EQ_INT(ops->volume_activate(n1, "vol-b", NULL, 2, &err), 0);
+        CHECK_EQ_INT(ops->volume_activate(n2, "vol-c", NULL, 7, &err), 0);
+        CHECK_EQ_INT(ops->volume_prepare(n2, "vol-d", NULL, 1, &err), 0);
+        CHECK_EQ_INT(ops->volume_prepare(n2, "vol-a", NULL, 6, &err), 0);
+        snprintf(cmd, sizeof(cmd), "%s volumes %s", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_STREQ(out,
+                    "vol-a node1 5 6\n"
+                    "vol-b node1 2 2\n"
+                    "vol-c node2 7 7\n"
+                    "vol-d - 0 1\n");
+        snprintf(cmd, sizeof(cmd), "%s volumes %s --json", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_STREQ(out,
+                    "[{\"name\":\"vol-a\",\"holder\":\"node1\",\"holder_epoch\":5,\"epoch\":6},"
+                    "{\"name\":\"vol-b\",\"holder\":\"node1\",\"holder_epoch\":2,\"epoch\":2},"
+                    "{\"name\":\"vol-c\",\"holder\":\"node2\",\"holder_epoch\":7,\"epoch\":7},"
+                    "{\"name\":\"vol-d\",\"holder\":null,\"holder_epoch\":0,\"epoch\":1}]\n");
+        snprintf(cmd, sizeof(cmd), "%s check %s", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK(strstr(out, "3 hosts, 0 VMs, 0 migrations in flight, 4 volumes, ok"));
+
+        /* Fencing node1: its holds go, node2's stay, epochs stay. */
+        snprintf(cmd, sizeof(cmd), "%s fence %s node1", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_STREQ(out, "fenced node1: 2 hold(s) cleared: vol-a vol-b\n");
+        snprintf(cmd, sizeof(cmd), "%s volumes %s", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_STREQ(out,
+                    "vol-a - 0 6\n"
+                    "vol-b - 0 2\n"
+                    "vol-c node2 7 7\n"
+                    "vol-d - 0 1\n");
+        CHECK_EQ_INT(ops->volume_held(n1, "vol-a", NULL, &err), 0);
+        CHECK_EQ_INT(ops->volume_held(n2, "vol-c", NULL, &err), 1);
+        snprintf(cmd, sizeof(cmd), "%s fence %s node1", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_STREQ(out, "fenced node1: 0 hold(s) cleared\n");
+        snprintf(cmd, sizeof(cmd), "%s fence %s 2>&1", cli_path, dir);
+        CHECK(run(cmd, out, sizeof(out)) != 0);
+        CHECK(strstr(out, "fence needs DIR and NODE"));
+
+        /* Fault knobs from the CLI; a new volume's file is made for them. */
+        snprintf(cmd, sizeof(cmd), "%s fault %s vol-c release on", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_EQ_INT(ops->volume_release(n2, "vol-c", NULL, 7, &err), -EIO);
+        CHECK(strstr(err.message, "fail_release = yes"));
+        snprintf(cmd, sizeof(cmd), "%s fault %s vol-c release off", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_EQ_INT(ops->volume_release(n2, "vol-c", NULL, 7, &err), 0);
+        snprintf(cmd, sizeof(cmd), "%s fault %s vol-new activate on", cli_path, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_EQ_INT(ops->volume_activate(n1, "vol-new", NULL, 1, &err), -EIO);
+        snprintf(cmd, sizeof(cmd), "%s fault %s vol-new resize on 2>&1", cli_path, dir);
+        CHECK(run(cmd, out, sizeof(out)) != 0);
+        CHECK(strstr(out, "unknown hook \"resize\""));
+
+        /* check names bad volume files and unknown holders. */
+        write_file(dir, "volumes/vol-x.conf", "holder = node1\nholder_epoch = 9\nepoch = 3\n");
+        write_file(dir, "volumes/vol-y.conf", "holder = node9\nholder_epoch = 1\nepoch = 1\n");
+        write_file(dir, "volumes/vol-z.conf", "holder = node1\nowner = node1\n");
+        snprintf(cmd, sizeof(cmd), "%s check %s 2>&1", cli_path, dir);
+        CHECK(run(cmd, out, sizeof(out)) != 0);
+        CHECK(strstr(out, "volumes/vol-x.conf: holder_epoch 9 is newer than epoch 3"));
+        CHECK(strstr(out, "volumes/vol-y.conf: held by node9, which is not a host"));
+        CHECK(strstr(out, "volumes/vol-z.conf:2: unknown key \"owner\""));
+        CHECK(strstr(out, "3 problem(s)"));
+        snprintf(cmd, sizeof(cmd), "%s volumes %s 2>&1", cli_path, dir);
+        CHECK(run(cmd, out, sizeof(out)) != 0);
+        CHECK(strstr(out, "vol-x.conf"));
+        /* A hook on a bad file fails with the parser's message. */
+        CHECK_EQ_INT(ops->volume_held(n1, "vol-x", NULL, &err), -EINVAL);
+        CHECK(strstr(err.message, "holder_epoch 9 is newer than epoch 3"));
+
+        ops->close(n1);
+        ops->close(n2);
+}
+
 int main(int argc, char **argv) {
         static const TestCase tests[] = {
                 { "load the module", test_load },
@@ -426,6 +716,8 @@ int main(int argc, char **argv) {
                 { "end to end: two nodes, migrate, abort", test_end_to_end },
                 { "a ferryd dies mid-migration", test_crash },
                 { "ferry-sim-world", test_cli },
+                { "volumes: epochs, preemption, release, faults, fence", test_volumes },
+                { "ferry-sim-world volumes, fence, fault, check", test_volumes_cli },
         };
 
         if (argc != 3) {

@@ -913,6 +913,66 @@ int sim_format_marker(const SimMarker *m, char **ret) {
         return finish_memstream(f, &buf, ret);
 }
 
+/* ---- volumes/NAME.conf ----------------------------------------------- */
+
+/* A node name, or empty for nobody. */
+static int p_holder(const char *value, void *obj, const KeyDef *k) {
+        return !*value || sim_name_is_valid(value) ? p_string(value, obj, k) : -EINVAL;
+}
+
+#define VOL(f) offsetof(SimVolume, f), sizeof(((SimVolume *) 0)->f)
+static const KeyDef volume_keys[] = {
+        { "holder",             p_holder,        VOL(holder),           false, false, "a node name, or nothing for nobody" },
+        { "holder_epoch",       p_u64,           VOL(holder_epoch),     false, false, "an unsigned integer" },
+        { "epoch",              p_u64,           VOL(epoch),            false, false, "an unsigned integer" },
+        { "fail_prepare",       p_bool,          VOL(fail_prepare),     false, false, "yes or no" },
+        { "fail_activate",      p_bool,          VOL(fail_activate),    false, false, "yes or no" },
+        { "fail_release",       p_bool,          VOL(fail_release),     false, false, "yes or no" },
+        { "fail_held",          p_bool,          VOL(fail_held),        false, false, "yes or no" },
+};
+#undef VOL
+
+int sim_parse_volume(const char *text, const char *name, SimVolume *ret, SimError *e) {
+        SimVolume v = {};
+        int r;
+
+        r = parse_text(text, name, volume_keys, ELEMENTSOF(volume_keys), &v, e);
+        if (r < 0)
+                return r;
+        if (!v.holder[0] && v.holder_epoch > 0)
+                return fail(e, name, 0, "holder_epoch %" PRIu64 " without a holder", v.holder_epoch);
+        if (v.holder_epoch > v.epoch)
+                return fail(e, name, 0, "holder_epoch %" PRIu64 " is newer than epoch %" PRIu64, v.holder_epoch,
+                            v.epoch);
+        *ret = v;
+        return 0;
+}
+
+int sim_format_volume(const SimVolume *v, char **ret) {
+        char *buf = NULL;
+        size_t size;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return -ENOMEM;
+        fprintf(f,
+                "# a shared volume's holder and fencing epochs (see plugins/sim/README.md)\n"
+                "holder = %s\n"
+                "holder_epoch = %" PRIu64 "\n"
+                "epoch = %" PRIu64 "\n",
+                v->holder, v->holder_epoch, v->epoch);
+        /* Fault knobs only when set: they are a test's doing. */
+        if (v->fail_prepare)
+                fputs("fail_prepare = yes\n", f);
+        if (v->fail_activate)
+                fputs("fail_activate = yes\n", f);
+        if (v->fail_release)
+                fputs("fail_release = yes\n", f);
+        if (v->fail_held)
+                fputs("fail_held = yes\n", f);
+        return finish_memstream(f, &buf, ret);
+}
+
 /* ---- the world directory --------------------------------------------- */
 
 /* The error of a failed read_text(), for the caller's SimError. */
@@ -1246,6 +1306,73 @@ int sim_world_load_markers(SimWorld *w, SimMarker **ret, size_t *ret_n, SimError
         return 0;
 }
 
+int sim_world_list_volumes(SimWorld *w, char ***ret, size_t *ret_n) {
+        _cleanup_free_ char *dir = world_path(w, "volumes");
+        if (!dir)
+                return -ENOMEM;
+        return list_conf(dir, ret, ret_n);
+}
+
+int sim_world_load_volume(SimWorld *w, const char *volume, SimVolume *ret, SimError *e) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        SimVolume v;
+        int r;
+
+        if (!sim_name_is_valid(volume))
+                return fail(e, volume, 0, "invalid volume name");
+        path = world_path(w, "volumes/%s.conf", volume);
+        if (!path)
+                return -ENOMEM;
+        r = read_text(path, &text);
+        if (r == -ENOENT) {
+                (void) fail_errno(e, path, r, "no such volume");
+                return -ENOENT;
+        }
+        if (r < 0)
+                return read_error(e, path, r);
+        r = sim_parse_volume(text, path, &v, e);
+        if (r < 0)
+                return r;
+        snprintf(v.name, sizeof(v.name), "%s", volume);
+        *ret = v;
+        return 0;
+}
+
+int sim_world_load_volumes(SimWorld *w, SimVolume **ret, size_t *ret_n, SimError *e) {
+        _cleanup_free_ char *dir = world_path(w, "volumes");
+        _cleanup_free_ SimVolume *v = NULL;
+        char **names = NULL;
+        size_t n = 0, k = 0;
+        int r;
+
+        if (!dir)
+                return -ENOMEM;
+        r = list_conf(dir, &names, &n);
+        if (r < 0)
+                return fail_errno(e, dir, r, "cannot list");
+        if (n > 0) {
+                v = calloc(n, sizeof(SimVolume));
+                if (!v) {
+                        sim_strv_free(names, n);
+                        return -ENOMEM;
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = sim_world_load_volume(w, names[i], &v[k], e);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0) {
+                        sim_strv_free(names, n);
+                        return r;
+                }
+                k++;
+        }
+        sim_strv_free(names, n);
+        *ret = TAKE_PTR(v);
+        *ret_n = k;
+        return 0;
+}
+
 /* Takes `text` (NULL: out of memory) and `path`. */
 static int write_owned(char *text, char *path) {
         _cleanup_free_ char *t = text, *p = path;
@@ -1306,6 +1433,25 @@ int sim_world_write_marker(SimWorld *w, const SimMarker *m) {
         if (r < 0)
                 return r;
         return write_owned(text, world_path(w, "migrations/%s.conf", m->vm));
+}
+
+int sim_world_write_volume(SimWorld *w, const SimVolume *v) {
+        _cleanup_free_ char *dir = NULL;
+        char *text = NULL;
+        int r;
+
+        if (!sim_name_is_valid(v->name) || (v->holder[0] && !sim_name_is_valid(v->holder)))
+                return -EINVAL;
+        dir = world_path(w, "volumes");
+        if (!dir)
+                return -ENOMEM;
+        r = mkdir_ok(dir);
+        if (r < 0)
+                return r;
+        r = sim_format_volume(v, &text);
+        if (r < 0)
+                return r;
+        return write_owned(text, world_path(w, "volumes/%s.conf", v->name));
 }
 
 int sim_world_remove_marker(SimWorld *w, const char *vm) {

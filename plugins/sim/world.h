@@ -11,6 +11,7 @@
  *   WORLD/vms/NODE/VM.conf           one VM, running on NODE (SimVm)
  *   WORLD/migrations/VM.conf         a migration in flight (SimMarker)
  *   WORLD/migrations/VM.owner        flock()ed by the process driving it
+ *   WORLD/volumes/NAME.conf          a shared volume's holder and epochs (SimVolume)
  *   WORLD/.lock                      flock()ed around every change
  *
  * Files are "key = value" lines with '#' comments; sizes take K/M/G/T
@@ -125,6 +126,20 @@ typedef struct SimMarker {
         size_t n_events;
 } SimMarker;
 
+/* A shared volume: who holds it (has it open) and the fencing epochs
+ * (see volume.h for the rules that change them). */
+typedef struct SimVolume {
+        char name[SIM_NAME_MAX];
+        char holder[SIM_NAME_MAX];      /* a node, "" = nobody */
+        uint64_t holder_epoch;          /* the epoch of the holder's grant; 0 without a holder */
+        uint64_t epoch;                 /* the highest epoch any action used; >= holder_epoch */
+        /* Fault injection: the hook fails with -EIO and changes nothing. */
+        bool fail_prepare;
+        bool fail_activate;
+        bool fail_release;
+        bool fail_held;
+} SimVolume;
+
 void sim_marker_done(SimMarker *m);
 int sim_marker_add_event(SimMarker *m, uint64_t at, SimEventType type, uint64_t value);
 const char *sim_event_type_to_string(SimEventType t);
@@ -135,10 +150,12 @@ int sim_parse_params(const char *text, const char *name, SimParams *ret, SimErro
 int sim_parse_host(const char *text, const char *name, SimHost *ret, SimError *e);
 int sim_parse_vm(const char *text, const char *name, SimVm *ret, SimError *e);
 int sim_parse_marker(const char *text, const char *name, SimMarker *ret, SimError *e);
+int sim_parse_volume(const char *text, const char *name, SimVolume *ret, SimError *e);
 int sim_format_params(const SimParams *p, char **ret);
 int sim_format_host(const SimHost *h, char **ret);
 int sim_format_vm(const SimVm *vm, char **ret);
 int sim_format_marker(const SimMarker *m, char **ret);
+int sim_format_volume(const SimVolume *v, char **ret);
 
 bool sim_name_is_valid(const char *s);
 /* A size as the files write it: exact, with the largest suffix that divides. */
@@ -185,6 +202,12 @@ int sim_world_load_vm(SimWorld *w, const char *node, const char *vm, SimVm *ret,
 int sim_world_load_markers(SimWorld *w, SimMarker **ret, size_t *ret_n, SimError *e);
 void sim_markers_free(SimMarker *m, size_t n);
 int sim_world_load_marker(SimWorld *w, const char *vm, SimMarker *ret, SimError *e);
+/* Sorted names of volumes (volumes/ may not exist yet: none). */
+int sim_world_list_volumes(SimWorld *w, char ***ret, size_t *ret_n);
+/* -ENOENT (with a message) if there is no volumes/NAME.conf. */
+int sim_world_load_volume(SimWorld *w, const char *volume, SimVolume *ret, SimError *e);
+/* Every volume, sorted by name; the first bad file is the error. */
+int sim_world_load_volumes(SimWorld *w, SimVolume **ret, size_t *ret_n, SimError *e);
 
 /* Writers: atomic (temporary file + rename). */
 int sim_world_write_params(SimWorld *w, const SimParams *p);
@@ -192,6 +215,8 @@ int sim_world_write_host(SimWorld *w, const SimHost *h);
 int sim_world_write_vm(SimWorld *w, const SimVm *vm);
 int sim_world_write_marker(SimWorld *w, const SimMarker *m);
 int sim_world_remove_marker(SimWorld *w, const char *vm);
+/* Creates volumes/ if need be. */
+int sim_world_write_volume(SimWorld *w, const SimVolume *v);
 /* One rename from vms/SRC/ to vms/DST/; -EEXIST if DST has one by that name. */
 int sim_world_move_vm(SimWorld *w, const char *vm, const char *source, const char *destination);
 
