@@ -82,11 +82,13 @@ int bus_error_exit(const char *operation, const sd_bus_error *error, int r) {
                 return FERRYCTL_EXIT_ACCESS_DENIED;
         }
 
-        /* ferryd is the authority on which nodes, VMs and jobs exist and its
-         * message names the one it did not find; add nothing to it. */
+        /* ferryd is the authority on which nodes, VMs, jobs and volumes
+         * exist and its message names the one it did not find; add nothing
+         * to it. */
         if (sd_bus_error_has_name(error, FERRY_ERROR_NO_SUCH_NODE) ||
             sd_bus_error_has_name(error, FERRY_ERROR_NO_SUCH_VM) ||
-            sd_bus_error_has_name(error, FERRY_ERROR_NO_SUCH_JOB)) {
+            sd_bus_error_has_name(error, FERRY_ERROR_NO_SUCH_JOB) ||
+            sd_bus_error_has_name(error, FERRY_ERROR_NO_SUCH_VOLUME)) {
                 print_error("%s", text);
                 return FERRYCTL_EXIT_NOT_FOUND;
         }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
-/* ferryctl __complete nodes|vms|jobs|active-jobs: the names shell completion
+/* ferryctl __complete nodes|vms|volumes|jobs|active-jobs: the names shell completion
  * (completion/ferryctl.bash) offers, one per line, sorted, nothing else. An
  * interface for scripts of ours, not for people, so it is not in --help. It
  * asks what `nodes`, `vms` and `jobs` ask, with a short timeout: a TAB must
@@ -114,36 +114,40 @@ static int complete_nodes(sd_bus *bus) {
         return finish_output(name_list_print(&l));
 }
 
-/* Cluster.ListVms, as `ferryctl vms` calls it; only the names matter. */
-static int complete_vms(sd_bus *bus) {
+/* The first field (the name) of each struct a Cluster.List* method
+ * returns, as the listing command calls it: ListVms for `ferryctl vms`
+ * ("ssssuttu"), ListVolumes for `ferryctl volumes` ("sssssstsas"). */
+static int complete_names(sd_bus *bus, const char *method, const char *fields, const char *operation) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(name_list_done) NameList l = {};
+        char array[64];
         int r;
 
         r = sd_bus_call_method(bus, FERRY_BUS_NAME, FERRY_OBJECT_PATH, FERRY_CLUSTER_INTERFACE,
-                               "ListVms", &error, &reply, NULL);
+                               method, &error, &reply, NULL);
         if (r < 0)
-                return bus_error_exit("listing VMs", &error, r);
+                return bus_error_exit(operation, &error, r);
 
-        r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "(ssssuttu)");
+        snprintf(array, sizeof(array), "(%s)", fields);
+        r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, array);
         if (r < 0)
-                return bus_parse_error_exit("listing VMs", r);
+                return bus_parse_error_exit(operation, r);
         for (;;) {
                 const char *name;
 
-                r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_STRUCT, "ssssuttu");
+                r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_STRUCT, fields);
                 if (r < 0)
-                        return bus_parse_error_exit("listing VMs", r);
+                        return bus_parse_error_exit(operation, r);
                 if (r == 0)
                         break;
                 r = sd_bus_message_read(reply, "s", &name);
                 if (r >= 0)
-                        r = sd_bus_message_skip(reply, "sssuttu");
+                        r = sd_bus_message_skip(reply, fields + 1);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
                 if (r < 0)
-                        return bus_parse_error_exit("listing VMs", r);
+                        return bus_parse_error_exit(operation, r);
 
                 r = name_list_add(&l, name);
                 if (r < 0)
@@ -191,9 +195,9 @@ int cmd_complete(const CommandContext *ctx, char **args, unsigned n_args) {
         const char *what = args[0];
         int r;
 
-        if (!streq(what, "nodes") && !streq(what, "vms") &&
+        if (!streq(what, "nodes") && !streq(what, "vms") && !streq(what, "volumes") &&
             !streq(what, "jobs") && !streq(what, "active-jobs"))
-                return usage_error("__complete takes nodes, vms, jobs or active-jobs, not '%s'", what);
+                return usage_error("__complete takes nodes, vms, volumes, jobs or active-jobs, not '%s'", what);
 
         r = bus_connect(&bus);
         if (r != FERRYCTL_EXIT_SUCCESS)
@@ -203,6 +207,8 @@ int cmd_complete(const CommandContext *ctx, char **args, unsigned n_args) {
         if (streq(what, "nodes"))
                 return complete_nodes(bus);
         if (streq(what, "vms"))
-                return complete_vms(bus);
+                return complete_names(bus, "ListVms", "ssssuttu", "listing VMs");
+        if (streq(what, "volumes"))
+                return complete_names(bus, "ListVolumes", "sssssstsas", "listing volumes");
         return complete_jobs(bus, streq(what, "active-jobs"));
 }

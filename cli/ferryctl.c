@@ -25,7 +25,7 @@ typedef struct Command {
 static const Command commands[] = {
         { "status",      "",                  "Show the cluster as this node's ferryd sees it", 0, 0, cmd_status },
         { "nodes",       "",                  "List the nodes of the cluster",                  0, 0, cmd_nodes },
-        { "node",        "NAME|ID",           "Show one node in detail",                        1, 1, cmd_node },
+        { "node",        "[confirm-fenced] NODE", "Show one node, or confirm that a node that left is down", 1, 2, cmd_node_or_confirm_fenced },
         { "maintenance", "on|off NAME|ID",    "Put a node into or take it out of maintenance",  2, 2, cmd_maintenance },
         { "vms",         "",                  "List the VMs of the cluster",                    0, 0, cmd_vms },
         { "migrate",     "VM",                "Live-migrate a VM, or only check that it can be", 1, 1, cmd_migrate },
@@ -36,10 +36,14 @@ static const Command commands[] = {
         { "undrain",     "NAME|ID",           "End a node's drain, and its maintenance",        1, 1, cmd_undrain },
         { "policy",      "[show|list|set|unset] [KEY[=VALUE]...]",
                                               "Show or change the convergence policy of the cluster or a VM", 0, 16, cmd_policy },
+        { "volumes",     "",                  "List the shared volumes and who owns them",      0, 0, cmd_volumes },
+        { "volume",      "[add|remove|move] NAME", "Show, add, remove or move a shared volume", 1, 2, cmd_volume },
+        { "events",      "",                  "Show the recent cluster events, or follow them",  0, 0, cmd_events },
+        { "metrics",     "",                  "Print metrics in the Prometheus text format",    0, 0, cmd_metrics },
         { "help",        "",                  "Show this help",                                 0, 0, NULL },
         /* A name starting with '_' is internal and left out of --help: the
          * names shell completion offers (cmd-complete.c, completion/). */
-        { "__complete",  "nodes|vms|jobs|active-jobs", "", 1, 1, cmd_complete },
+        { "__complete",  "nodes|vms|volumes|jobs|active-jobs", "", 1, 1, cmd_complete },
 };
 
 typedef enum OptionId {
@@ -59,10 +63,14 @@ typedef enum OptionId {
         OPT_BLOCKERS,
         OPT_KEEP_MAINTENANCE,
         OPT_VM,
+        OPT_FOLLOW,
+        OPT_KIND,
+        OPT_BACKING,
+        OPT_OWNER,
         _OPT_MAX,
 } OptionId;
 
-#define OPTION_COMMANDS_MAX 3
+#define OPTION_COMMANDS_MAX 4
 
 typedef struct Option {
         const char *name;                          /* "--to" */
@@ -80,9 +88,9 @@ static const Option options[_OPT_MAX] = {
         [OPT_JSON]             = { "--json",             NULL, NULL,         {},                            "Print results as JSON (see docs/ferryctl.md)" },
         [OPT_NODE]             = { "--node",             NULL, "NODE",       { "vms" },                     "Only the VMs on this node (name or id)" },
         [OPT_ALL]              = { "--all",              NULL, NULL,         { "jobs" },                    "Every finished job ferryd keeps, not only the last 10" },
-        [OPT_TO]               = { "--to",               NULL, "NODE",       { "migrate" },                 "Destination; without it ferryd picks the best node" },
+        [OPT_TO]               = { "--to",               NULL, "NODE",       { "migrate", "volume" },       "Destination (migrate: without it ferryd picks the best node)" },
         [OPT_CHECK]            = { "--check",            NULL, NULL,         { "migrate" },                 "Only run the pre-flight checks; move nothing" },
-        [OPT_WAIT]             = { "--wait",             NULL, NULL,         { "migrate", "job", "drain" }, "Follow it to its end (Ctrl-C stops only the watching)" },
+        [OPT_WAIT]             = { "--wait",             NULL, NULL,         { "migrate", "job", "drain", "volume" }, "Follow it to its end (Ctrl-C stops only the watching)" },
         [OPT_BANDWIDTH]        = { "--bandwidth",        NULL, "SIZE/s",     { "migrate" },                 "Cap the transfer rate, e.g. 100M (binary units; 0: no cap)" },
         [OPT_MAX_DOWNTIME]     = { "--max-downtime",     NULL, "MS",         { "migrate" },                 "Downtime to aim for first, in milliseconds" },
         [OPT_POSTCOPY]         = { "--postcopy",         NULL, NULL,         { "migrate" },                 "Allow switching to post-copy if pre-copy does not converge" },
@@ -91,6 +99,10 @@ static const Option options[_OPT_MAX] = {
         [OPT_BLOCKERS]         = { "--blockers",         NULL, "fail|leave", { "drain" },                   "VMs that cannot move: fail (default) or leave them on the node" },
         [OPT_KEEP_MAINTENANCE] = { "--keep-maintenance", NULL, NULL,         { "undrain" },                 "End the drain, but keep the node in maintenance" },
         [OPT_VM]               = { "--vm",               NULL, "VM",         { "policy" },                  "The VM's own policy rather than the cluster's" },
+        [OPT_FOLLOW]           = { "--follow",           "-f", NULL,         { "events" },                  "Keep printing new events as they happen (Ctrl-C ends)" },
+        [OPT_KIND]             = { "--kind",             NULL, "shared|fs",  { "volume" },                  "volume add: a shared device, or a filesystem mounted on its owner only" },
+        [OPT_BACKING]          = { "--backing",          NULL, "PATH",       { "volume" },                  "volume add: the device or path that backs it" },
+        [OPT_OWNER]            = { "--owner",            NULL, "NODE",       { "volume" },                  "volume add: the node that owns it first (default: this one)" },
 };
 
 static bool option_applies_to(const Option *o, const char *command) {
@@ -150,16 +162,17 @@ static void help(void) {
         printf("\n"
                "Exit status:\n"
                "  0    success\n"
-               "  1    the operation failed, the migration waited for failed, or the drain\n"
-               "       waited for was ended by someone else\n"
+               "  1    the operation failed, the migration waited for failed, the drain\n"
+               "       waited for was ended by someone else, or the volume move or removal\n"
+               "       waited for failed or did not end in time\n"
                "  2    usage error\n"
                "  3    ferryd cannot be reached on the system bus\n"
                "  4    access denied (changes need root or polkit's org.ferry.manage)\n"
-               "  5    no such node, VM or job\n"
+               "  5    no such node, VM, job or volume\n"
                "  6    migration refused by a pre-flight check\n"
                "  7    the migration waited for was cancelled\n"
                "  8    the drain waited for is blocked: VMs cannot move (listed)\n"
-               "  130  interrupted while waiting (the job or drain goes on)\n");
+               "  130  interrupted while waiting (the job, drain or volume move goes on)\n");
 }
 
 int usage_error(const char *fmt, ...) {
@@ -295,6 +308,10 @@ static int make_context(const Command *cmd, const Arguments *a, CommandContext *
                 .blockers = a->value[OPT_BLOCKERS],
                 .keep_maintenance = a->given[OPT_KEEP_MAINTENANCE],
                 .vm = a->value[OPT_VM],
+                .follow = a->given[OPT_FOLLOW],
+                .kind = a->value[OPT_KIND],
+                .backing = a->value[OPT_BACKING],
+                .owner = a->value[OPT_OWNER],
         };
 
         if (ctx->node && !*ctx->node)

@@ -18,7 +18,7 @@ enum {
         FERRYCTL_EXIT_USAGE         = 2,
         FERRYCTL_EXIT_UNREACHABLE   = 3, /* no system bus, or ferryd not on it */
         FERRYCTL_EXIT_ACCESS_DENIED = 4,
-        FERRYCTL_EXIT_NOT_FOUND     = 5, /* no such node, VM or job */
+        FERRYCTL_EXIT_NOT_FOUND     = 5, /* no such node, VM, job or volume */
         FERRYCTL_EXIT_REFUSED       = 6, /* a pre-flight check refused the migration */
         FERRYCTL_EXIT_CANCELLED     = 7, /* the job that was waited for was cancelled */
         FERRYCTL_EXIT_DRAIN_BLOCKED = 8, /* the drain waited for is blocked: VMs cannot move */
@@ -37,9 +37,9 @@ typedef struct CommandContext {
         bool json;
         bool all;                   /* jobs --all */
         const char *node;           /* vms --node */
-        const char *to;             /* migrate --to; NULL: ferryd picks */
+        const char *to;             /* migrate --to (NULL: ferryd picks), volume move --to */
         bool check;                 /* migrate --check */
-        bool wait;                  /* migrate --wait, job --wait, drain --wait */
+        bool wait;                  /* migrate --wait, job --wait, drain --wait, volume remove|move --wait */
         bool postcopy;              /* migrate --postcopy */
         bool auto_converge;         /* migrate --auto-converge */
         bool bandwidth_set;
@@ -50,6 +50,10 @@ typedef struct CommandContext {
         const char *blockers;       /* drain --blockers: "fail" or "leave"; NULL: ferryd's default */
         bool keep_maintenance;      /* undrain --keep-maintenance */
         const char *vm;             /* policy --vm; NULL: the cluster's policy */
+        bool follow;                /* events --follow */
+        const char *kind;           /* volume add --kind: "shared" or "fs" (checked by cmd-volume.c) */
+        const char *backing;        /* volume add --backing */
+        const char *owner;          /* volume add --owner; NULL: the node answering */
 } CommandContext;
 
 /* A command gets its arguments after the command name (already checked
@@ -71,7 +75,13 @@ int cmd_cancel(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_drain(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_undrain(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_policy(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_events(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_metrics(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_complete(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_volumes(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_volume(const CommandContext *ctx, char **args, unsigned n_args);
+/* node NAME|ID (cmd_node()), or node confirm-fenced NAME|ID (cmd-volume.c). */
+int cmd_node_or_confirm_fenced(const CommandContext *ctx, char **args, unsigned n_args);
 
 /* Prints the usage error and the hint to --help; returns FERRYCTL_EXIT_USAGE. */
 int usage_error(const char *fmt, ...) _printf_(1, 2);

@@ -23,5 +23,6 @@
 #define FERRY_JOB_INTERFACE       "org.ferry.Ferry1.Job"
 
 #define FERRY_ERROR_NO_SUCH_VM           "org.ferry.Ferry1.Error.NoSuchVm"
+#define FERRY_ERROR_NO_SUCH_VOLUME       "org.ferry.Ferry1.Error.NoSuchVolume"
 #define FERRY_ERROR_NO_SUCH_JOB          "org.ferry.Ferry1.Error.NoSuchJob"
 #define FERRY_ERROR_MIGRATION_REFUSED    "org.ferry.Ferry1.Error.MigrationRefused"

@@ -8,10 +8,11 @@
 # What exists comes from ferryctl itself, so this file never falls behind
 # the binary: the commands, their argument synopses and the options of each
 # command from `ferryctl --help` (no bus involved), the names from
-# `ferryctl __complete nodes|vms|jobs|active-jobs` (one per line). A
+# `ferryctl __complete nodes|vms|volumes|jobs|active-jobs` (one per line). A
 # placeholder in a synopsis says what to offer:
 #
 #   NODE, NAME|ID      node names          VM     VM names
+#   NAME (volume)      volume names
 #   ID                 job ids (cancel: only the jobs still under way)
 #   on|off, fail|leave the words themselves
 #
@@ -45,6 +46,7 @@ _ferryctl_values() {
     case $ph in
         NODE | NAME\|ID) _ferryctl_names nodes "$cur" ;;
         VM) _ferryctl_names vms "$cur" ;;
+        NAME) [[ $cmd == volume ]] && _ferryctl_names volumes "$cur" ;;
         ID)
             if [[ $cmd == cancel ]]; then
                 _ferryctl_names active-jobs "$cur"
@@ -111,10 +113,11 @@ _ferryctl() {
     # (`--to node`, or `--to=node`, which bash splits at the '=').
     local cur=${COMP_WORDS[COMP_CWORD]:-} cmd="" value_of="" word
     local -i npos=0 options_done=0
+    local -a typed=()
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         if ((options_done)) || [[ $word != -* || $word == - ]]; then
-            if [[ -z $cmd ]]; then cmd=$word; else npos+=1; fi
+            if [[ -z $cmd ]]; then cmd=$word; else npos+=1; typed+=("$word"); fi
             continue
         fi
         if [[ $word == -- ]]; then
@@ -158,17 +161,35 @@ _ferryctl() {
 
     # The npos-th word of the command's synopsis, an optional one ([...])
     # included, options ([--...]) not; a last word ending in "..." repeats.
-    local -a placeholders=()
+    # Where the word is optional, what may stand there instead is offered
+    # too: `node [confirm-fenced] NODE` offers the verb and the node names.
+    local -a placeholders=() optional=()
     read -ra words <<<"${cmd_args[$cmd]:-}"
     for w in "${words[@]}"; do
         [[ $w == \[-* ]] && continue
-        [[ $w == \[*\] ]] && w=${w:1:-1}
+        if [[ $w == \[*\] ]]; then
+            w=${w:1:-1}
+            optional+=(1)
+        else
+            optional+=(0)
+        fi
         placeholders+=("$w")
     done
-    if ((npos < ${#placeholders[@]})); then
-        _ferryctl_values "${placeholders[npos]}" "$cmd" "$cur"
-    elif ((${#placeholders[@]})) && [[ ${placeholders[-1]} == *... ]]; then
-        _ferryctl_values "${placeholders[-1]%...}" "$cmd" "$cur"
+    # Which placeholder the cursor is at: an optional literal word the user
+    # did not type (`node node1`, not `node confirm-fenced`) is skipped.
+    local -i k=0
+    for w in "${typed[@]}"; do
+        while ((k < ${#placeholders[@]})) && ((optional[k])) &&
+            [[ ${placeholders[k]} != *[A-Z]* && "|${placeholders[k]}|" != *"|$w|"* ]]; do
+            k+=1
+        done
+        ((k < ${#placeholders[@]})) && [[ ${placeholders[k]} == *... ]] || k+=1
+    done
+    if ((k < ${#placeholders[@]})); then
+        _ferryctl_values "${placeholders[k]%...}" "$cmd" "$cur"
+        if ((optional[k] && k + 1 < ${#placeholders[@]})); then
+            _ferryctl_values "${placeholders[k + 1]%...}" "$cmd" "$cur"
+        fi
     fi
     return 0
 }

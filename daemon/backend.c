@@ -107,7 +107,7 @@ static VmState vm_state_from_backend(FerryVmState s) {
         }
 }
 
-int backend_list_vms(Backend *b, NodeVmsCommand *ret, FerryError *error) {
+int backend_list_vms(Backend *b, const ClusterState *s, NodeVmsCommand *ret, FerryError *error) {
         FerryVm *vms = NULL;
         size_t n = 0;
         int r;
@@ -137,8 +137,17 @@ int backend_list_vms(Backend *b, NodeVmsCommand *ret, FerryError *error) {
                 v->cpu_use_permille = vms[i].cpu_use_permille;
                 v->dirty_rate = vms[i].dirty_rate;
                 v->n_passthrough = vms[i].n_passthrough;
+                /* Which shared volumes its disks live on: what volume
+                 * moves and removals check against (state-volumes.h). */
+                const char *paths[FERRY_VM_DISKS_MAX];
+                size_t n_paths = 0;
+                for (uint32_t k = 0; k < vms[i].n_disks && k < FERRY_VM_DISKS_MAX; k++) {
+                        vms[i].disks[k].path[sizeof(vms[i].disks[k].path) - 1] = 0;
+                        paths[n_paths++] = vms[i].disks[k].path;
+                }
+                v->volumes = s ? state_volumes_for_disks(s, paths, n_paths) : strdup("");
                 ret->n_vms++;
-                if (!v->name || !v->uuid) {
+                if (!v->name || !v->uuid || !v->volumes) {
                         b->ops->free_vms(b->ctx, vms, n);
                         node_vms_command_done(ret);
                         return -ENOMEM;

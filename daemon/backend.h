@@ -26,4 +26,6 @@ Backend *backend_free(Backend *b);
 
 int backend_host_facts(Backend *b, FerryHostFacts *ret, FerryError *error);
 /* The VM list as state records (caller frees with node_vms_command_done). */
-int backend_list_vms(Backend *b, NodeVmsCommand *ret, FerryError *error);
+/* The VMs the hypervisor runs, each with the volumes of `s` (may be NULL)
+ * its disks live on. */
+int backend_list_vms(Backend *b, const ClusterState *s, NodeVmsCommand *ret, FerryError *error);

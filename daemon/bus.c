@@ -14,7 +14,9 @@
 #include "macro.h"
 #include "message.h"
 #include "bus-drain.h"
+#include "bus-events.h"
 #include "bus-policy.h"
+#include "bus-volume.h"
 #include "bus-migration.h"
 #include "polkit.h"
 
@@ -255,6 +257,16 @@ static const sd_bus_vtable cluster_vtable[] = {
                                 method_get_convergence_policy, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListPolicies", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sba{sv})", policies),
                                 method_list_policies, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListVolumes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssssstsas)", volumes),
+                                method_list_volumes, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddVolume", SD_BUS_ARGS("s", name, "s", kind, "s", backing, "s", owner),
+                                SD_BUS_NO_RESULT, method_volume_call, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveVolume", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
+                                method_volume_call, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("MoveVolume", SD_BUS_ARGS("s", name, "s", destination), SD_BUS_NO_RESULT,
+                                method_volume_call, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ConfirmFenced", SD_BUS_ARGS("s", node), SD_BUS_RESULT("u", volumes_freed),
+                                method_volume_call, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 
@@ -523,6 +535,9 @@ int bus_setup(Daemon *d) {
         r = bus_migration_setup(d);
         if (r < 0)
                 return r;
+        r = bus_events_setup(d);
+        if (r < 0)
+                return r;
         r = sd_bus_add_object_manager(d->bus, NULL, FERRY_OBJECT_PATH);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the object manager: %m");
@@ -541,6 +556,7 @@ int bus_setup(Daemon *d) {
 }
 
 void bus_done(Daemon *d) {
+        bus_events_done(d);
         d->bus = sd_bus_flush_close_unref(d->bus);
         free(d->emitted_cluster);
         d->emitted_cluster = NULL;

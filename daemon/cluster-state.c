@@ -160,6 +160,9 @@ void command_done(Command *c) {
         case COMMAND_SET_POLICY:
                 set_policy_command_done(&c->set_policy);
                 break;
+        case COMMAND_VOLUME:
+                volume_command_done(&c->volume);
+                break;
         default:
                 break;
         }
@@ -177,6 +180,7 @@ const char *command_type_to_string(CommandType t) {
         case COMMAND_JOB_CANCEL: return "job-cancel";
         case COMMAND_SET_DRAIN: return "set-drain";
         case COMMAND_SET_POLICY: return "set-policy";
+        case COMMAND_VOLUME: return "volume";
         default: return "unknown";
         }
 }
@@ -214,6 +218,9 @@ int command_encode(const Command *c, Writer *w) {
                 break;
         case COMMAND_SET_POLICY:
                 set_policy_command_encode(&c->set_policy, w);
+                break;
+        case COMMAND_VOLUME:
+                volume_command_encode(&c->volume, w);
                 break;
         default:
                 return -EINVAL;
@@ -272,6 +279,11 @@ int command_decode(Reader *r, Command *ret) {
                 if (k < 0)
                         return k;
                 break;
+        case COMMAND_VOLUME:
+                k = volume_command_decode(r, &c.volume);
+                if (k < 0)
+                        return k;
+                break;
         default:
                 /* Unknown command types are refused, not skipped: skipping
                  * would let members of different versions diverge. */
@@ -299,6 +311,7 @@ ClusterState *cluster_state_free(ClusterState *s) {
         state_vms_free(s);
         state_jobs_free(s);
         state_policies_free(s);
+        state_volumes_free(s);
         free(s);
         return NULL;
 }
@@ -456,13 +469,15 @@ int cluster_state_apply(ClusterState *s, uint32_t sender, const Command *c) {
                 return apply_set_drain(s, c);
         case COMMAND_SET_POLICY:
                 return state_apply_set_policy(s, &c->set_policy);
+        case COMMAND_VOLUME:
+                return state_apply_volume(s, sender, &c->volume);
         default:
                 return -EINVAL;
         }
 }
 
 /* Format version of the canonical encoding (and of the persisted file). */
-#define STATE_ENCODING_VERSION 4
+#define STATE_ENCODING_VERSION 5
 
 int cluster_state_encode(const ClusterState *s, Writer *w) {
         writer_put_u32(w, STATE_ENCODING_VERSION);
@@ -478,6 +493,7 @@ int cluster_state_encode(const ClusterState *s, Writer *w) {
         state_vms_encode(s, w);
         state_jobs_encode(s, w);
         state_policies_encode(s, w);
+        state_volumes_encode(s, w);
         return writer_error(w);
 }
 
@@ -514,7 +530,8 @@ int cluster_state_decode(Reader *r, ClusterState **ret) {
                 if (rec->id == 0 || (i > 0 && s->nodes[i - 1].id >= rec->id))
                         goto bad;
         }
-        if (state_vms_decode(s, r) < 0 || state_jobs_decode(s, r) < 0 || state_policies_decode(s, r) < 0)
+        if (state_vms_decode(s, r) < 0 || state_jobs_decode(s, r) < 0 || state_policies_decode(s, r) < 0 ||
+            state_volumes_decode(s, r) < 0)
                 goto bad;
         if (reader_finish(r) < 0)
                 goto bad;

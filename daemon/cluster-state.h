@@ -28,6 +28,7 @@
 #include "sha256.h"
 #include "state-jobs.h"
 #include "state-policies.h"
+#include "state-volumes.h"
 #include "state-vms.h"
 
 #define STATE_DIGEST_HEX_SIZE (2 * SHA256_DIGEST_SIZE + 1)
@@ -99,6 +100,8 @@ typedef struct ClusterState {
         JobRecord *jobs;                /* sorted by id */
         size_t n_policies;
         PolicyRecord *policies;         /* sorted by scope, "" (the cluster) first */
+        size_t n_volumes;
+        VolumeRecord *volumes;          /* sorted by name */
 } ClusterState;
 
 typedef enum CommandType {
@@ -111,6 +114,7 @@ typedef enum CommandType {
         COMMAND_JOB_CANCEL = 7,         /* cancel a queued job, or ask the source to abort */
         COMMAND_SET_DRAIN = 8,          /* start (maintenance on) or end a node's drain */
         COMMAND_SET_POLICY = 9,         /* set or clear convergence policy fields of the cluster or a VM */
+        COMMAND_VOLUME = 10,            /* a step in the life of a shared volume (state-volumes.h) */
         _COMMAND_TYPE_MAX,
 } CommandType;
 
@@ -138,6 +142,7 @@ typedef struct Command {
                         bool clear_maintenance;         /* with undrain */
                 } set_drain;
                 SetPolicyCommand set_policy;
+                VolumeCommand volume;
         };
 } Command;
 

@@ -59,6 +59,13 @@ static int parse_path_field(const char *value, void *field) {
         return parse_string_field(value, field);
 }
 
+/* "" turns the feature off. */
+static int parse_optional_path_field(const char *value, void *field) {
+        if (!*value)
+                return parse_any_string_field(value, field);
+        return parse_path_field(value, field);
+}
+
 static int parse_size_field(const char *value, void *field) {
         return parse_size(value, field);
 }
@@ -136,6 +143,9 @@ static const struct {
         { "stall_rounds",            parse_positive_u32_field,  offsetof(FerryConfig, stall_rounds),            "a positive number of pre-copy rounds" },
         { "progress_timeout",        parse_positive_u32_field,  offsetof(FerryConfig, progress_timeout_sec),    "a positive number of seconds" },
         { "completion_timeout_per_gib", parse_positive_u32_field, offsetof(FerryConfig, completion_timeout_per_gib_sec), "a positive number of seconds" },
+        { "metrics_file",            parse_optional_path_field, offsetof(FerryConfig, metrics_file),            "an absolute path, or nothing" },
+        { "metrics_interval",        parse_positive_u32_field,  offsetof(FerryConfig, metrics_interval_sec),    "a positive number of seconds" },
+        { "volume_release_timeout",  parse_positive_u32_field,  offsetof(FerryConfig, volume_release_timeout_sec), "a positive number of seconds" },
 };
 
 void config_init_defaults(FerryConfig *c) {
@@ -160,6 +170,9 @@ void config_init_defaults(FerryConfig *c) {
                 .stall_rounds = 2,
                 .progress_timeout_sec = 60,
                 .completion_timeout_per_gib_sec = 120,
+                .metrics_file = strdup(""),
+                .metrics_interval_sec = 15,
+                .volume_release_timeout_sec = 10,
         };
 }
 
@@ -170,6 +183,7 @@ void config_done(FerryConfig *c) {
         free(c->backend_config);
         free(c->backend_peer_uri);
         free(c->migration_address);
+        free(c->metrics_file);
         *c = (FerryConfig) {};
 }
 

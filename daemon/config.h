@@ -33,6 +33,11 @@ typedef struct FerryConfig {
         uint32_t stall_rounds;
         uint32_t progress_timeout_sec;
         uint32_t completion_timeout_per_gib_sec;
+        /* Metrics for node_exporter's textfile collector ("" = none). */
+        char *metrics_file;
+        uint32_t metrics_interval_sec;
+        /* Fencing: seconds without quorum before this node releases its volumes. */
+        uint32_t volume_release_timeout_sec;
 } FerryConfig;
 
 typedef void (*ConfigErrorFn)(const char *file, unsigned line, const char *message, void *userdata);

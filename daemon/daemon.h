@@ -16,6 +16,7 @@
 #include "preflight.h"
 #include "replica.h"
 #include "ring.h"
+#include "volume-manager.h"
 
 /* CPG group name; the suffix is the wire protocol generation, so daemons
  * that could not understand each other never meet in one group. */
@@ -40,6 +41,7 @@ typedef struct Daemon {
 
         Backend *backend;               /* NULL: backend = none */
         Runner *runner;
+        VolumeManager *volumes;
 
         bool ready_sent;
         sd_event_source *facts_timer;
@@ -62,6 +64,7 @@ typedef struct Daemon {
         size_t n_emitted_nodes;
         struct EmittedJob *emitted_jobs;
         size_t n_emitted_jobs;
+        struct EventsContext *events;   /* events and metrics, bus-events.c */
 
         sd_event_source *persist_timer;
         uint64_t persisted_commit;

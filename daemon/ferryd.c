@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "bus-events.h"
 #include "drain-driver.h"
 #include "daemon.h"
 #include "facts.h"
@@ -256,7 +257,7 @@ static void publish_inventory(Daemon *d) {
         /* Facts first: the state machine wants to know the node. */
         if (!cluster_state_find_node(replica_state(d->replica), d->node_id))
                 return;
-        r = backend_list_vms(d->backend, &list, &err);
+        r = backend_list_vms(d->backend, replica_state(d->replica), &list, &err);
         if (r < 0) {
                 log_warning_errno(r, "Backend could not list this host's VMs: %s", err.message);
                 return;
@@ -358,6 +359,8 @@ static void replica_proposal_done(uint64_t seq, int result, void *userdata) {
         }
         if (drain_driver_proposal_done(d, seq, result))
                 return;
+        if (volume_manager_proposal_done(d->volumes, seq, result))
+                return;
         (void) finish_pending_call(d, seq, result);
 }
 
@@ -389,9 +392,11 @@ static void replica_changed(void *userdata) {
                 if (d->runner)
                         runner_state_changed(d->runner);
                 drain_driver_state_changed(d);
+                volume_manager_state_changed(d->volumes);
         }
         schedule_persist(d);
         bus_emit_changes(d);
+        bus_events_update(d);
 }
 
 static void replica_applied(uint32_t sender, uint64_t seq, int result, void *userdata) {
@@ -674,6 +679,11 @@ int main(int argc, char *argv[]) {
         r = sd_event_add_time_relative(d->event, &d->inventory_timer, CLOCK_MONOTONIC,
                                        (uint64_t) d->config.inventory_interval_sec * 1000000ULL, 0, on_inventory_timer, d);
         if (r >= 0)
+        r = volume_manager_new(d, &d->volumes);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the volume manager: %m");
+                goto finish;
+        }
                 (void) sd_event_source_set_enabled(d->inventory_timer, SD_EVENT_ON);
         r = runner_new(d, &d->runner);
         if (r < 0) {
@@ -698,6 +708,7 @@ finish:
         d->persist_timer = sd_event_source_disable_unref(d->persist_timer);
         d->facts_timer = sd_event_source_disable_unref(d->facts_timer);
         d->inventory_timer = sd_event_source_disable_unref(d->inventory_timer);
+        d->volumes = volume_manager_free(d->volumes);
         d->runner = runner_free(d->runner);
         free(d->drain_seqs);
         d->backend = backend_free(d->backend);

@@ -15,6 +15,13 @@ int log_setup(const char *ident, bool to_syslog);
 void log_set_level(int priority);
 int log_level_from_string(const char *s);
 const char *log_level_to_string(int priority);
+/* Whether stderr is a stream into the journal (systemd's JOURNAL_STREAM
+ * names it): then a message with fields of its own can go to the journal
+ * directly instead of as a line of stderr. */
+bool log_stderr_is_journal(void);
+/* Logs text to every target but stderr: for a message the caller already
+ * sent to the journal itself. */
+void log_except_stderr(int priority, const char *text);
 /* Writes the blackbox to dir/ferryd-blackbox-PID-TIME; returns 0 or -errno. */
 int log_dump_blackbox(const char *dir);
 void log_shutdown(void);

@@ -281,7 +281,7 @@ static int local_vm_status(Runner *r, const char *vm) {
 
         if (!r->daemon->backend)
                 return LOCAL_VM_IDLE;   /* start_job reports "no backend" */
-        if (backend_list_vms(r->daemon->backend, &local, &err) < 0)
+        if (backend_list_vms(r->daemon->backend, replica_state(r->daemon->replica), &local, &err) < 0)
                 return LOCAL_VM_UNKNOWN;
         for (size_t i = 0; i < local.n_vms; i++)
                 if (streq(local.vms[i].name, vm))
@@ -299,7 +299,7 @@ static void reconcile_job(Runner *r, const JobRecord *j) {
         LocalMigration *m;
         bool here = false, migrating = false;
 
-        if (!d->backend || backend_list_vms(d->backend, &local, &err) < 0)
+        if (!d->backend || backend_list_vms(d->backend, replica_state(d->replica), &local, &err) < 0)
                 return;         /* try again later */
         for (size_t i = 0; i < local.n_vms; i++)
                 if (streq(local.vms[i].name, j->vm)) {

@@ -12,6 +12,7 @@
 void vm_record_done(VmRecord *v) {
         free(v->name);
         free(v->uuid);
+        free(v->volumes);
         *v = (VmRecord) {};
 }
 
@@ -31,6 +32,7 @@ static void vm_encode(const VmRecord *v, Writer *w) {
         writer_put_u32(w, v->cpu_use_permille);
         writer_put_u64(w, v->dirty_rate);
         writer_put_u32(w, v->n_passthrough);
+        writer_put_string(w, v->volumes);
 }
 
 static int vm_decode(Reader *r, VmRecord *ret) {
@@ -44,6 +46,7 @@ static int vm_decode(Reader *r, VmRecord *ret) {
         v.cpu_use_permille = reader_get_u32(r);
         v.dirty_rate = reader_get_u64(r);
         v.n_passthrough = reader_get_u32(r);
+        v.volumes = reader_dup_string(r);
         if (reader_error(r) < 0 || v.state == 0 || v.state >= _VM_STATE_MAX || !*v.name) {
                 vm_record_done(&v);
                 return -EBADMSG;
@@ -92,7 +95,7 @@ static bool vm_equal(const VmRecord *a, const VmRecord *b) {
         return streq(a->name, b->name) && a->node == b->node && streq(a->uuid, b->uuid) &&
                a->state == b->state && a->vcpus == b->vcpus && a->memory == b->memory &&
                a->cpu_use_permille == b->cpu_use_permille && a->dirty_rate == b->dirty_rate &&
-               a->n_passthrough == b->n_passthrough;
+               a->n_passthrough == b->n_passthrough && streq(a->volumes ? a->volumes : "", b->volumes ? b->volumes : "");
 }
 
 static bool listed_in(const NodeVmsCommand *c, const char *name) {
@@ -158,7 +161,8 @@ int state_apply_node_vms(ClusterState *s, uint32_t sender, const NodeVmsCommand 
                 v->node = sender;
                 v->name = strdup(c->vms[i].name);
                 v->uuid = strdup(c->vms[i].uuid ? c->vms[i].uuid : "");
-                if (!v->name || !v->uuid) {
+                v->volumes = strdup(c->vms[i].volumes ? c->vms[i].volumes : "");
+                if (!v->name || !v->uuid || !v->volumes) {
                         for (size_t k = 0; k <= i; k++)
                                 vm_record_done(&next[keep + k]);
                         free(next);

@@ -34,6 +34,7 @@ typedef struct VmRecord {
         uint32_t cpu_use_permille;
         uint64_t dirty_rate;            /* bytes/s, 0 = unknown */
         uint32_t n_passthrough;         /* host devices: not live-migratable */
+        char *volumes;                  /* the shared volumes its disks live on: names, space-separated, sorted */
 } VmRecord;
 
 typedef struct NodeVmsCommand {

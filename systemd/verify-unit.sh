@@ -10,7 +10,9 @@ command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze"; exit
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 sed "s|^ExecStart=[^ ]*|ExecStart=$ferryd|" "$unit" >"$tmp/ferryd.service"
-if ! out=$(systemd-analyze verify "$tmp/ferryd.service" 2>&1) || [ -n "$out" ]; then
+# --man=no: Documentation= names the man pages, which a build tree has not
+# installed (the packaging test checks that the packages ship them).
+if ! out=$(systemd-analyze verify --man=no "$tmp/ferryd.service" 2>&1) || [ -n "$out" ]; then
     printf 'systemd-analyze verify ferryd.service:\n%s\n' "$out" >&2
     exit 1
 fi

@@ -78,7 +78,7 @@ assert_eq "complete -F _ferryctl ferryctl" "$OUT" "complete -p ferryctl"
 nodes=$(ctl node1 --json nodes | jq -r '.[].name' | tr '\n' ' ')
 vms=$(ctl node1 --json vms | jq -r '.[].name' | sort -u | tr '\n' ' ')
 assert_eq "node1 node2 node3 " "$nodes" "the nodes ferryctl lists"
-commands=$(ctl node1 --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { exit } on && /^  [a-z]/ { print $1 }')
+commands=$(ctl node1 --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { on = 0 } on && /^  [a-z]/ { print $1 }')
 [ "$(wc -l <<<"$commands")" -ge 10 ] || fail "too few commands in ferryctl --help: $commands"
 
 info "commands: those of --help, and not __complete"
@@ -91,7 +91,7 @@ comp node2 --json ""
 expect "ferryctl --json <TAB>" "$commands"
 
 info "node names, live, wherever a node is asked for"
-for line in "node " "node no" "drain " "undrain " "maintenance on " "migrate web1 --to " \
+for line in "node no" "node confirm-fenced " "drain " "undrain " "maintenance on " "migrate web1 --to " \
     "vms --node " "--json migrate web1 --wait --to " "--to node2 migrate web1 --to "; do
     read -ra words <<<"$line"
     [[ $line == *" " ]] && words+=("")
@@ -107,6 +107,8 @@ comp node1 maintenance ""
 expect "ferryctl maintenance <TAB>" "on off"
 comp node1 node node1 ""
 expect "ferryctl node node1 <TAB> (no second argument)" ""
+comp node1 node ""
+expect "ferryctl node <TAB>: a node, or the verb" "confirm-fenced $nodes"
 
 info "VM names, live"
 comp node2 migrate ""
@@ -141,6 +143,14 @@ tb_wait --timeout 30 --cmd "job $job" node1 '.state == "cancelled"'
 comp node3 cancel ""
 expect "ferryctl cancel <TAB> with nothing under way" ""
 
+info "volume names, live; the verbs of volume"
+run ctl node1 volume add scratch1 --kind fs --backing /vol/scratch1
+assert_eq 0 "$RC" "exit code of volume add (stderr: $ERR)"
+comp node2 volume move ""
+expect "volume move <TAB>" "scratch1"
+comp node3 volume ""
+expect "volume <TAB>" "add remove move scratch1"
+
 info "options: each command's own, and the global ones"
 comp node1 drain --
 has "ferryctl drain --<TAB>" --dry-run
@@ -166,7 +176,7 @@ info "ferryd stopped: no names, no noise, no wait"
 tb stop node3 ferryd
 start=$(now)
 comp node3 node ""
-expect "ferryctl node <TAB> without ferryd" ""
+expect "ferryctl node <TAB> without ferryd: only the verb" "confirm-fenced"
 comp node3 migrate ""
 expect "ferryctl migrate <TAB> without ferryd" ""
 comp node3 ""
@@ -178,7 +188,7 @@ info "no system bus at all: the same"
 start=$(now)
 # shellcheck disable=SC2016 # for the inner bash to expand
 run tb exec node1 -- env DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent bash -c '
-    source "$1"; COMP_WORDS=(ferryctl node ""); COMP_CWORD=2; _ferryctl; echo "${#COMPREPLY[@]}"' x "$COMPLETION"
+    source "$1"; COMP_WORDS=(ferryctl migrate ""); COMP_CWORD=2; _ferryctl; echo "${#COMPREPLY[@]}"' x "$COMPLETION"
 t=$(elapsed "$start")
 assert_eq 0 "$RC" "exit code of completing without a bus"
 assert_eq 0 "$OUT" "names offered without a bus"

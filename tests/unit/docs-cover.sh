@@ -24,7 +24,7 @@ done
 
 # Commands: the first word of each indented line of the Commands section
 # of `ferryctl --help`.
-commands=$("$ferryctl" --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { exit } on && /^  [a-z]/ { print $1 }')
+commands=$("$ferryctl" --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { on = 0 } on && /^  [a-z]/ { print $1 }')
 [ -n "$commands" ] || { echo "no commands found in ferryctl --help: the pattern is stale" >&2; exit 1; }
 for c in $commands; do
     if ! grep -q "ferryctl.* $c\b\|^## .*\b$c\b\|\`$c\b" "$repo/docs/ferryctl.md"; then
@@ -98,7 +98,7 @@ while read -r c o; do
     fi
 done <<<"$ctl_options"
 
-codes=$("$ferryctl" --help | awk '/^Exit status:/ { on = 1; next } on && /^$/ { exit } on && /^  [0-9]+ / { print $1 }')
+codes=$("$ferryctl" --help | awk '/^Exit status:/ { on = 1; next } on && /^$/ { on = 0 } on && /^  [0-9]+ / { print $1 }')
 [ -n "$codes" ] || { echo "no exit codes found in ferryctl --help: the pattern is stale" >&2; exit 1; }
 man_codes=$(scd_section "$page" "EXIT STATUS")
 for e in $codes; do

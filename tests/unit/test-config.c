@@ -29,6 +29,8 @@ static void test_defaults_and_values(void) {
         CHECK_EQ_INT(c.max_outgoing_migrations, 2);
         CHECK_EQ_INT(c.max_incoming_migrations, 2);
         CHECK_EQ_INT(c.max_cluster_migrations, 0);
+        CHECK_STREQ(c.metrics_file, "");
+        CHECK_EQ_INT(c.metrics_interval_sec, 15);
         CHECK_EQ_INT(config_load_string(&c,
                 "# comment\n"
                 "\n"
@@ -42,7 +44,9 @@ static void test_defaults_and_values(void) {
                 "log_syslog = yes\n"
                 "facts_interval = 10\n"
                 "downtime_steps = 200, 500,1000\n"
-                "stall_rounds = 3\n", "test.conf", collect, &e), 0);
+                "stall_rounds = 3\n"
+                "metrics_file = /var/lib/prometheus/node-exporter/ferry.prom\n"
+                "metrics_interval = 60\n", "test.conf", collect, &e), 0);
         CHECK_EQ_INT(e.count, 0);
         CHECK_STREQ(c.plugin_dir, "/opt/ferry/plugins");
         CHECK_STREQ(c.state_dir, "/var/tmp/ferry");
@@ -57,6 +61,11 @@ static void test_defaults_and_values(void) {
         CHECK_EQ_INT(c.downtime_steps_ms[0], 200);
         CHECK_EQ_INT(c.downtime_steps_ms[2], 1000);
         CHECK_EQ_INT(c.stall_rounds, 3);
+        CHECK_STREQ(c.metrics_file, "/var/lib/prometheus/node-exporter/ferry.prom");
+        CHECK_EQ_INT(c.metrics_interval_sec, 60);
+        /* Empty turns the metrics file off again. */
+        CHECK_EQ_INT(config_load_string(&c, "metrics_file =\n", "test.conf", collect, &e), 0);
+        CHECK_STREQ(c.metrics_file, "");
         config_done(&c);
 }
 
@@ -76,6 +85,8 @@ static void test_errors_have_lines(void) {
                 { "facts_interval = 99999999999\n", 1, "facts_interval" },
                 { "downtime_steps = 500,300\n", 1, "increasing" },
                 { "downtime_steps = \n", 1, "downtime_steps" },
+                { "metrics_file = ferry.prom\n", 1, "absolute" },
+                { "metrics_interval = 0\n", 1, "metrics_interval" },
         };
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
