@@ -176,7 +176,10 @@ int method_plan_drain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 r = sd_bus_message_open_container(reply, 'a', "(ssss)");
         for (size_t i = 0; r >= 0 && i < plan.n_entries; i++) {
                 const DrainEntry *e = &plan.entries[i];
-                r = sd_bus_message_append(reply, "(ssss)", e->vm, drain_action_to_string(e->action),
+                char label[VOLUME_NAME_MAX + 16];
+                /* Volumes are named "volume NAME": no VM name is mistaken for one. */
+                snprintf(label, sizeof(label), "volume %s", e->vm);
+                r = sd_bus_message_append(reply, "(ssss)", e->volume ? label : e->vm, drain_action_to_string(e->action),
                                           e->destination ? daemon_node_name(d, e->destination) : "", e->reason);
         }
         if (r >= 0)
@@ -207,8 +210,12 @@ int bus_drain_node_property(Daemon *d, uint32_t id, const char *property, sd_bus
         else {
                 r = sd_bus_message_open_container(reply, 'a', "(ss)");
                 for (size_t i = 0; r >= 0 && i < plan.n_entries; i++)
-                        if (plan.entries[i].action == DRAIN_ACTION_BLOCKED)
-                                r = sd_bus_message_append(reply, "(ss)", plan.entries[i].vm, plan.entries[i].reason);
+                        if (plan.entries[i].action == DRAIN_ACTION_BLOCKED) {
+                                char name[VOLUME_NAME_MAX + 16];
+                                snprintf(name, sizeof(name), "volume %s", plan.entries[i].vm);
+                                r = sd_bus_message_append(reply, "(ss)", plan.entries[i].volume ? name : plan.entries[i].vm,
+                                                          plan.entries[i].reason);
+                        }
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
         }

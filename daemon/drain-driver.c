@@ -37,6 +37,21 @@ void drain_driver_state_changed(Daemon *d) {
                 const DrainEntry *e = &plan.entries[i];
                 if (e->action != DRAIN_ACTION_MOVE)
                         continue;
+                if (e->volume) {
+                        Command c = { .type = COMMAND_VOLUME };
+                        c.volume = (VolumeCommand) { .op = VOLUME_OP_MOVE, .name = (char *) e->vm, .node = e->destination };
+                        uint64_t seq, *ns = realloc(d->drain_seqs, (d->n_drain_seqs + 1) * sizeof(uint64_t));
+                        if (!ns)
+                                break;
+                        d->drain_seqs = ns;
+                        if (replica_propose(d->replica, &c, &seq) < 0)
+                                break;
+                        d->drain_seqs[d->n_drain_seqs++] = seq;
+                        submitted++;
+                        log_info("Drain: moving volume %s to %s (%s)", e->vm,
+                                 cluster_state_node_name(s, e->destination), e->reason);
+                        continue;
+                }
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 Command c = { .type = COMMAND_JOB_SUBMIT };
@@ -64,7 +79,8 @@ void drain_driver_state_changed(Daemon *d) {
                 else if (plan.status == DRAIN_STATUS_BLOCKED)
                         for (size_t i = 0; i < plan.n_entries; i++)
                                 if (plan.entries[i].action == DRAIN_ACTION_BLOCKED)
-                                        log_warning("Drain blocked by %s: %s", plan.entries[i].vm, plan.entries[i].reason);
+                                        log_warning("Drain blocked by %s%s: %s", plan.entries[i].volume ? "volume " : "",
+                                                    plan.entries[i].vm, plan.entries[i].reason);
         }
         d->drain_last_status = plan.status;
         drain_plan_done(&plan);

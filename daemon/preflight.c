@@ -13,6 +13,8 @@
 _printf_(4, 5)
 static bool add(PreflightResult *r, const char *name, bool passed, const char *fmt, ...) {
         va_list ap;
+        if (!passed)
+                r->passed = false;      /* even past the table's end: a failed check is never lost */
         if (r->n_checks >= PREFLIGHT_CHECKS_MAX)
                 return passed;
         PreflightCheck *c = &r->checks[r->n_checks++];
@@ -92,6 +94,35 @@ static bool check_destination(const ClusterState *s, const MembershipView *view,
         return ok;
 }
 
+/* The VM's volumes: shared ones follow it when the migration completes,
+ * so the source must own them now; an fs volume is mounted on one node at a
+ * time, so its VMs cannot move live at all. */
+static void check_volumes(const ClusterState *s, const VmRecord *vm, PreflightResult *r) {
+        char names[256] = "";
+        bool ok = true;
+
+        for (size_t i = 0; i < s->n_volumes && ok; i++) {
+                const VolumeRecord *v = &s->volumes[i];
+                if (!vm_uses_volume(vm, v->name))
+                        continue;
+                if (v->kind == VOLUME_FS)
+                        ok = add(r, "volumes", false,
+                                 "%s's disks live on fs volume %s, which is mounted on one node at a time: "
+                                 "it cannot move live", vm->name, v->name);
+                else if (v->state != VOLUME_OWNED || v->owner != vm->node)
+                        ok = add(r, "volumes", false, "volume %s is %s%s%s, not owned by %s: wait until it is", v->name,
+                                 volume_state_to_string(v->state), v->owner ? " by " : "",
+                                 v->owner ? cluster_state_node_name(s, v->owner) : "",
+                                 cluster_state_node_name(s, vm->node));
+                else if (strlen(names) + strlen(v->name) + 2 < sizeof(names))
+                        snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", *names ? ", " : "",
+                                 v->name);
+        }
+        if (ok)
+                add(r, "volumes", true, *names ? "shared volume(s) %s owned by the source: they follow the VM" :
+                    "no shared volumes", names);
+}
+
 void preflight_run(const ClusterState *s, const MembershipView *view, const char *vm_name, uint32_t destination,
                    PreflightResult *r) {
         const VmRecord *vm;
@@ -112,6 +143,7 @@ void preflight_run(const ClusterState *s, const MembershipView *view, const char
             cluster_state_node_name(s, vm->node));
         add(r, "no-passthrough", vm->n_passthrough == 0, vm->n_passthrough == 0 ? "no host devices passed through" :
             "%u host device(s) passed through: not live-migratable", vm->n_passthrough);
+        check_volumes(s, vm, r);
         const JobRecord *active = state_find_active_job(s, vm->name);
         if (active)
                 add(r, "no-active-job", false, "job %" PRIu64 " already moves %s (%s)", active->id, vm->name,

@@ -13,7 +13,7 @@
 
 #include "cluster-state.h"
 
-#define PREFLIGHT_CHECKS_MAX 16
+#define PREFLIGHT_CHECKS_MAX 24
 
 typedef struct PreflightCheck {
         const char *name;

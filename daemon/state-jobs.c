@@ -391,9 +391,16 @@ int state_apply_job_update(ClusterState *s, uint32_t sender, const JobUpdateComm
  * confirm it. */
 static int move_vm_record(ClusterState *s, const JobRecord *j) {
         VmRecord *v = (VmRecord *) state_find_vm(s, j->vm, j->source);
+        const VmRecord *there = state_find_vm(s, j->vm, j->destination);
+        /* The VM's shared volumes follow it, in the same commit: the source
+         * lets go now that the VM runs on the destination, then the
+         * destination activates them under the next epoch. */
+        const char *volumes = v && v->volumes && *v->volumes ? v->volumes : there ? there->volumes : NULL;
+        if (volumes && *volumes)
+                state_volumes_follow_vm(s, volumes, j->source, j->destination);
         if (!v)
                 return 0;
-        if (state_find_vm(s, j->vm, j->destination)) {
+        if (there) {
                 /* The destination already reports it: the source's record
                  * is stale (the source may be gone and never republish). */
                 size_t i = (size_t) (v - s->vms);

@@ -397,6 +397,23 @@ int state_apply_volume(ClusterState *s, uint32_t sender, const VolumeCommand *c)
         return 1;
 }
 
+void state_volumes_follow_vm(ClusterState *s, const char *volumes, uint32_t from, uint32_t to) {
+        VmRecord vm = { .volumes = (char *) volumes };
+
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                VolumeRecord *v = &s->volumes[i];
+                if (v->kind != VOLUME_SHARED || v->state != VOLUME_OWNED || v->owner != from ||
+                    !vm_uses_volume(&vm, v->name))
+                        continue;
+                /* No allocation here: an OOM must not make one member's
+                 * state differ from the others'. */
+                if (v->error)
+                        v->error[0] = 0;
+                v->state = VOLUME_RELEASING;
+                v->target = to;
+        }
+}
+
 void state_volumes_encode(const ClusterState *s, Writer *w) {
         writer_put_u32(w, (uint32_t) s->n_volumes);
         for (size_t i = 0; i < s->n_volumes; i++) {

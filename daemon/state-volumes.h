@@ -114,6 +114,12 @@ const VolumeRecord *state_find_volume(const ClusterState *s, const char *name);
 typedef struct VmRecord VmRecord;
 bool vm_uses_volume(const VmRecord *vm, const char *volume);
 
+/* A VM whose disks live on `volumes` (a VmRecord's list) now runs on `to`
+ * instead of `from`: each shared volume of the list that `from` owns starts
+ * moving to `to` (releasing). Called by the state machine in the commit
+ * that completes the migration; does not count a commit itself. */
+void state_volumes_follow_vm(ClusterState *s, const char *volumes, uint32_t from, uint32_t to);
+
 /* The names of the volumes the given disk paths live on (the device
  * itself, or a file under the volume's directory), space-separated in name
  * order, "" if none: what a node publishes as a VM's `volumes`. NULL on OOM. */

@@ -27,6 +27,8 @@ struct VolumeManager {
         uint64_t quorum_lost_usec;      /* CLOCK_MONOTONIC; 0 while quorate */
         bool released_on_quorum_loss;
         uint64_t quorum_loss_releases;  /* backend releases done for it, since start */
+        uint64_t *prepared_jobs;        /* incoming migrations whose volumes were prepared here */
+        size_t n_prepared_jobs;
 };
 
 static uint64_t now_monotonic(void) {
@@ -164,6 +166,67 @@ static void orphan_absent(VolumeManager *m, const ClusterState *s) {
         }
 }
 
+static bool job_prepared(const VolumeManager *m, uint64_t id) {
+        for (size_t i = 0; i < m->n_prepared_jobs; i++)
+                if (m->prepared_jobs[i] == id)
+                        return true;
+        return false;
+}
+
+/* Before a VM whose disks live on shared volumes arrives here, check that
+ * this node can take them (prepare, for the epoch it will get): if it
+ * cannot, the migration is cancelled before the switchover rather than
+ * leaving the VM on a node that cannot own its disks. The ownership itself
+ * follows the VM in the commit that completes the job (state-jobs.c). */
+static void prepare_incoming(VolumeManager *m, const ClusterState *s) {
+        Daemon *d = m->daemon;
+        Backend *b = d->backend;
+        size_t w = 0;
+
+        /* Forget jobs that ended. */
+        for (size_t i = 0; i < m->n_prepared_jobs; i++) {
+                const JobRecord *j = state_find_job(s, m->prepared_jobs[i]);
+                if (j && !job_state_is_final(j->state))
+                        m->prepared_jobs[w++] = m->prepared_jobs[i];
+        }
+        m->n_prepared_jobs = w;
+
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                const JobRecord *j = &s->jobs[i];
+                if (j->destination != d->node_id || (j->state != JOB_GRANTED && j->state != JOB_RUNNING) ||
+                    job_prepared(m, j->id))
+                        continue;
+                const VmRecord *vm = state_find_vm(s, j->vm, j->source);
+                if (!vm || !vm->volumes || !*vm->volumes)
+                        continue;
+                uint64_t *n = realloc(m->prepared_jobs, (m->n_prepared_jobs + 1) * sizeof(uint64_t));
+                if (!n)
+                        return;
+                m->prepared_jobs = n;
+                m->prepared_jobs[m->n_prepared_jobs++] = j->id;
+                for (size_t k = 0; k < s->n_volumes; k++) {
+                        const VolumeRecord *v = &s->volumes[k];
+                        FerryError err = {};
+                        int r;
+                        if (v->kind != VOLUME_SHARED || v->owner != j->source || !vm_uses_volume(vm, v->name))
+                                continue;
+                        r = has_hooks(b) ? b->ops->volume_prepare(b->ctx, v->name, v->backing, v->epoch + 1, &err) :
+                                           -ENOTSUP;
+                        if (r >= 0) {
+                                log_info("Job %" PRIu64 ": volume %s prepared here for %s", j->id, v->name, j->vm);
+                                continue;
+                        }
+                        log_error("Job %" PRIu64 ": this node cannot take volume %s of %s (%s); cancelling the migration",
+                                  j->id, v->name, j->vm,
+                                  r == -ENOTSUP ? "no volume hooks" : *err.message ? err.message : strerror(-r));
+                        Command c = { .type = COMMAND_JOB_CANCEL, .job_cancel = { .id = j->id } };
+                        uint64_t seq;
+                        (void) replica_propose(d->replica, &c, &seq);
+                        break;
+                }
+        }
+}
+
 static void step(VolumeManager *m) {
         Daemon *d = m->daemon;
         const ClusterState *s;
@@ -184,6 +247,7 @@ static void step(VolumeManager *m) {
         m->released_on_quorum_loss = false;
 
         orphan_absent(m, s);
+        prepare_incoming(m, s);
 
         for (size_t i = 0; i < s->n_volumes; i++) {
                 const VolumeRecord *v = &s->volumes[i];
@@ -300,6 +364,7 @@ VolumeManager *volume_manager_free(VolumeManager *m) {
         for (size_t i = 0; i < m->n_in_flight; i++)
                 free(m->in_flight[i].volume);
         free(m->in_flight);
+        free(m->prepared_jobs);
         free(m);
         return NULL;
 }

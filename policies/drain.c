@@ -85,6 +85,110 @@ static uint32_t choose(const ClusterState *s, const MembershipView *view, const 
         return best;
 }
 
+static bool view_has(const MembershipView *view, uint32_t id) {
+        for (size_t i = 0; i < view->n_members; i++)
+                if (view->members[i] == id)
+                        return true;
+        return false;
+}
+
+static const DrainEntry *vm_entry(const DrainPlan *p, const char *vm) {
+        for (size_t i = 0; i < p->n_entries; i++)
+                if (!p->entries[i].volume && streq(p->entries[i].vm, vm))
+                        return &p->entries[i];
+        return NULL;
+}
+
+/* Where an unused volume goes: an online node other than this one, not in
+ * maintenance, owning the fewest volumes (counting this plan's moves);
+ * ties to the lowest id. */
+static uint32_t choose_volume_home(const ClusterState *s, const MembershipView *view, uint32_t node,
+                                   const DrainPlan *p) {
+        uint32_t best = 0;
+        size_t best_n = 0;
+
+        for (size_t i = 0; i < s->n_nodes; i++) {
+                const NodeRecord *n = &s->nodes[i];
+                size_t owned = 0;
+                if (n->id == node || n->maintenance || !view_has(view, n->id))
+                        continue;
+                for (size_t v = 0; v < s->n_volumes; v++)
+                        if (s->volumes[v].owner == n->id || s->volumes[v].target == n->id)
+                                owned++;
+                for (size_t e = 0; e < p->n_entries; e++)
+                        if (p->entries[e].volume && p->entries[e].destination == n->id)
+                                owned++;
+                if (!best || owned < best_n) {
+                        best = n->id;
+                        best_n = owned;
+                }
+        }
+        return best;
+}
+
+static int plan_volumes(const ClusterState *s, const MembershipView *view, uint32_t node, DrainPlan *p) {
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                const VolumeRecord *v = &s->volumes[i];
+                DrainEntry e = { .vm = v->name, .volume = true };
+
+                if (v->state == VOLUME_RELEASING && v->owner == node) {
+                        e.action = DRAIN_ACTION_MOVING;
+                        e.destination = v->target;
+                        snprintf(e.reason, sizeof(e.reason), "being released to %s",
+                                 v->target ? cluster_state_node_name(s, v->target) : "nobody (removal)");
+                } else if (v->state == VOLUME_ACQUIRING && v->target == node) {
+                        e.action = DRAIN_ACTION_MOVING;
+                        snprintf(e.reason, sizeof(e.reason), "arriving here; moved on once it has");
+                } else if (v->state == VOLUME_OWNED && v->owner == node) {
+                        const VmRecord *here = NULL, *elsewhere = NULL;
+                        for (size_t k = 0; k < s->n_vms; k++) {
+                                const VmRecord *vm = &s->vms[k];
+                                if (vm->state == VM_SHUTOFF || !vm_uses_volume(vm, v->name))
+                                        continue;
+                                if (vm->node == node)
+                                        here = here ? here : vm;
+                                else
+                                        elsewhere = elsewhere ? elsewhere : vm;
+                        }
+                        if (here) {
+                                const DrainEntry *ve = vm_entry(p, here->name);
+                                if (ve && ve->action != DRAIN_ACTION_BLOCKED && v->kind == VOLUME_SHARED) {
+                                        e.action = DRAIN_ACTION_MOVING;
+                                        e.destination = ve->destination;
+                                        snprintf(e.reason, sizeof(e.reason), "follows VM %.200s", here->name);
+                                } else {
+                                        e.action = DRAIN_ACTION_BLOCKED;
+                                        snprintf(e.reason, sizeof(e.reason), "its VM %.200s cannot move", here->name);
+                                }
+                        } else if (elsewhere) {
+                                e.action = DRAIN_ACTION_MOVE;
+                                e.destination = elsewhere->node;
+                                snprintf(e.reason, sizeof(e.reason), "its VM %.200s runs there", elsewhere->name);
+                        } else if ((e.destination = choose_volume_home(s, view, node, p))) {
+                                e.action = DRAIN_ACTION_MOVE;
+                                snprintf(e.reason, sizeof(e.reason), "unused; the online node owning the fewest volumes");
+                        } else {
+                                e.action = DRAIN_ACTION_BLOCKED;
+                                snprintf(e.reason, sizeof(e.reason), "no online node out of maintenance can take it");
+                        }
+                } else
+                        continue;
+
+                DrainEntry *n = realloc(p->entries, (p->n_entries + 1) * sizeof(DrainEntry));
+                if (!n)
+                        return -ENOMEM;
+                p->entries = n;
+                p->entries[p->n_entries++] = e;
+                if (e.action == DRAIN_ACTION_MOVE)
+                        p->n_move++;
+                else if (e.action == DRAIN_ACTION_MOVING)
+                        p->n_moving++;
+                else
+                        p->n_blocked++;
+        }
+        return 0;
+}
+
 int drain_plan(const ClusterState *s, const MembershipView *view, uint32_t node, DrainPlan *ret) {
         const NodeRecord *n = cluster_state_find_node(s, node);
         DrainPlan p = { .node = node };
@@ -104,7 +208,7 @@ int drain_plan(const ClusterState *s, const MembershipView *view, uint32_t node,
                         return -ENOMEM;
                 }
         }
-        size_t k = 0;
+        int k = 0;
         for (size_t i = 0; i < s->n_vms; i++)
                 if (s->vms[i].node == node)
                         p.entries[k++] = (DrainEntry) { .vm = s->vms[i].name, .memory = s->vms[i].memory };
@@ -156,6 +260,12 @@ int drain_plan(const ClusterState *s, const MembershipView *view, uint32_t node,
                 if (r == n_res)
                         res[n_res++] = (Reservation) { .node = e->destination };
                 res[r].bytes += e->memory;
+        }
+
+        k = plan_volumes(s, view, node, &p);
+        if (k < 0) {
+                drain_plan_done(&p);
+                return k;
         }
 
         /* Jobs out of the node count even when their VM already left the

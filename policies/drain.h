@@ -13,7 +13,13 @@
  * its pre-flight checks and has the most memory to spare, counting the
  * memory of jobs already under way and of earlier moves in the same plan;
  * the biggest VMs are placed first, so that they find room while there is
- * most of it. */
+ * most of it.
+ *
+ * Volumes the node owns leave too: a shared volume of a VM that moves
+ * follows its VM (the migration hands it over); one whose VM runs on
+ * another node goes there; an unused one goes to the online node, not in
+ * maintenance, that owns the fewest volumes. A volume whose VM cannot move
+ * blocks with it. Entries for volumes come after the VMs, `volume` set. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,7 +35,8 @@ typedef enum DrainAction {
 } DrainAction;
 
 typedef struct DrainEntry {
-        const char *vm;                 /* points into the state */
+        const char *vm;                 /* points into the state; a volume's name if `volume` */
+        bool volume;                    /* a shared volume the node owns, not a VM */
         uint64_t memory;
         DrainAction action;
         uint32_t destination;           /* MOVE, MOVING */

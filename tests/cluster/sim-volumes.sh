@@ -30,6 +30,9 @@ done
 # db1's disk lives on the volume "data" (its backing is /vol/data).
 printf 'uuid = 00000000-0000-4000-8000-000000000001\nmemory = 1G\ndisks = vda:/vol/data/db1.qcow2:shared\n' \
     >"$WORLD/vms/node1/db1.conf"
+# web1's disk lives on "logs", an fs volume: mounted on one node at a time.
+printf 'uuid = 00000000-0000-4000-8000-000000000002\nmemory = 1G\ndisks = vda:/vol/logs/web1.img:shared\n' \
+    >"$WORLD/vms/node2/web1.conf"
 "$SIMWORLD" check "$WORLD" >/dev/null || fail "the test's world is invalid"
 
 export FERRY_TESTBED_FERRYD_CONF_EXTRA="plugin_dir = $FERRY_BUILD_DIR/plugins/sim
@@ -39,7 +42,7 @@ inventory_interval = 1
 progress_interval_ms = 300
 volume_release_timeout = 3"
 tb up --nodes 3
-tb_wait --timeout 30 --cmd vms node1,node3 'length == 1'
+tb_wait --timeout 30 --cmd vms node1,node3 'length == 2'
 
 # holder VOLUME: who the sim world says holds it ("-" for nobody).
 holder() { "$SIMWORLD" volumes "$WORLD" | awk -v v="$1" '$1 == v { print $2 }'; }
@@ -51,6 +54,7 @@ wait_holder() {   # wait_holder VOLUME NODE|-
     done
     fail "the world says $1 is held by '$(holder "$1")', expected '$2'"
 }
+vm_node() { local f; for f in "$WORLD"/vms/*/"$1".conf; do [ -e "$f" ] && basename "$(dirname "$f")"; done; }
 vol_jq() {   # vol_jq NODE VOLUME JQ: the volume's object on NODE satisfies JQ
     tb_wait --timeout 30 --cmd volumes "$1" "[.[] | select(.name == \"$2\")][0] | $3"
 }
@@ -84,6 +88,37 @@ run ctl node3 volume move data --to node2
 assert_eq 1 "$RC" "exit code of moving a volume in use elsewhere (stderr: $ERR)"
 assert_match 'db1' "$ERR" "refusal names the VM"
 assert_eq node1 "$(holder data)" "holder after the refusal"
+
+info "live migration: the VM's shared volume follows it"
+run ctl node1 migrate db1 --to node2 --check
+assert_eq 0 "$RC" "exit code of --check (stdout: $OUT, stderr: $ERR)"
+assert_match 'data owned by the source' "$OUT" "the volumes check"
+run ctl node3 migrate db1 --to node2 --wait
+assert_eq 0 "$RC" "exit code of migrating db1 (stderr: $ERR)"
+t0=$(now)
+vol_jq node3 data '.state == "owned" and .owner == "node2" and .epoch == 2 and .vms == ["db1"]'
+wait_holder data node2
+info "  the volume was owned by node2 $(elapsed "$t0") s after the migration ended"
+[ "$(vm_node db1)" = node2 ] || fail "db1 runs on '$(vm_node db1)'"
+
+info "a cancelled migration leaves the volume with the source"
+run ctl node2 --json migrate db1 --to node1 --bandwidth 1M
+assert_eq 0 "$RC" "exit code of the slow migration (stderr: $ERR)"
+job=$(jq -r .id <<<"$OUT")
+tb_wait --timeout 30 --cmd "job $job" node1 '.state == "running"'
+run ctl node3 cancel "$job"
+assert_eq 0 "$RC" "exit code of cancel (stderr: $ERR)"
+tb_wait --timeout 30 --cmd "job $job" node1 '.state == "cancelled"'
+vol_jq node1 data '.state == "owned" and .owner == "node2" and .epoch == 2'
+assert_eq node2 "$(holder data)" "holder after the cancelled migration"
+
+info "a VM on an fs volume cannot move live"
+run ctl node3 volume add logs --kind fs --backing /vol/logs --owner node2
+assert_eq 0 "$RC" "exit code of adding logs (stderr: $ERR)"
+vol_jq node1 logs '.state == "owned" and .vms == ["web1"]'
+run ctl node1 migrate web1 --to node3
+assert_eq 6 "$RC" "exit code of live-migrating a VM on an fs volume (stderr: $ERR)"
+assert_match 'fs volume logs' "$ERR" "refusal names the volume"
 
 info "a standalone move, with --wait"
 run ctl node1 volume add scratch --kind fs --backing /vol/scratch --owner node2
@@ -151,5 +186,26 @@ tb_wait --timeout 30 --cmd volumes node2 '[.[] | select(.name == "scratch")] | l
 wait_holder scratch -
 run ctl node3 volume remove data
 assert_eq 1 "$RC" "exit code of removing a volume a running VM uses (stderr: $ERR)"
-assert_eq node1 "$(holder data)" "holder of data after the refused removal"
+assert_eq node2 "$(holder data)" "holder of data after the refused removal"
+
+info "a drain moves the volumes the node owns"
+run ctl node1 volume add spare --kind shared --backing /vol/spare --owner node2
+assert_eq 0 "$RC" "exit code of adding spare (stderr: $ERR)"
+vol_jq node1 spare '.state == "owned" and .owner == "node2"'
+run ctl node1 drain node2 --dry-run
+assert_eq 0 "$RC" "exit code of drain --dry-run (stderr: $ERR)"
+assert_match 'volume spare' "$OUT" "the dry run lists the unused volume"
+assert_match 'volume logs' "$OUT" "the dry run lists the fs volume"
+run ctl node1 drain node2 --blockers leave --wait
+assert_eq 0 "$RC" "exit code of drain --wait (stderr: $ERR)"
+db1_at=$(vm_node db1)
+[ "$db1_at" != node2 ] || fail "db1 still runs on node2 after the drain"
+vol_jq node3 data ".state == \"owned\" and .owner == \"$db1_at\""
+vol_jq node3 spare '.state == "owned" and .owner != "node2"'
+vol_jq node3 logs '.state == "owned" and .owner == "node2"'
+wait_holder data "$db1_at"
+[ "$(holder spare)" != node2 ] && [ "$(holder spare)" != - ] || fail "spare is held by '$(holder spare)'"
+assert_eq node2 "$(holder logs)" "holder of logs, left with web1"
+run ctl node1 undrain node2
+assert_eq 0 "$RC" "exit code of undrain (stderr: $ERR)"
 wait_same_digest 30 node1 node2 node3

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "drain.h"
+#include "macro.h"
 #include "test-util.h"
 
 #define GIB (UINT64_C(1) << 30)
@@ -171,6 +172,91 @@ static void test_repeated_failures_block(void) {
         cluster_state_free(s);
 }
 
+static void add_volume(ClusterState *s, const char *name, VolumeKind kind, uint32_t owner) {
+        char backing[64];
+        snprintf(backing, sizeof(backing), "/vol/%s", name);
+        Command c = { .type = COMMAND_VOLUME };
+        c.volume = (VolumeCommand) { .op = VOLUME_OP_ADD, .name = (char *) name, .kind = kind, .backing = backing,
+                                     .node = owner, .error = (char *) "" };
+        CHECK_EQ_INT(cluster_state_apply(s, owner, &c), 1);
+        c.volume = (VolumeCommand) { .op = VOLUME_OP_ACQUIRED, .name = (char *) name, .epoch = 1, .error = (char *) "" };
+        CHECK_EQ_INT(cluster_state_apply(s, owner, &c), 1);
+}
+
+static const DrainEntry *entry(const DrainPlan *p, const char *name, bool volume) {
+        for (size_t i = 0; i < p->n_entries; i++)
+                if (p->entries[i].volume == volume && streq(p->entries[i].vm, name))
+                        return &p->entries[i];
+        return NULL;
+}
+
+/* The volumes a drained node owns leave with it: following their VM,
+ * going to where their VM runs, or to the node with the fewest; a volume
+ * whose VM cannot move blocks with it. */
+static void test_volumes(void) {
+        ClusterState *s = cluster_state_new();
+        uint32_t members[] = { 1, 2, 3 };
+        MembershipView view = { .members = members, .n_members = 3, .quorate = true };
+        DrainPlan p;
+
+        node(s, 1, "AuthenticAMD", 40);
+        node(s, 2, "AuthenticAMD", 40);
+        node(s, 3, "AuthenticAMD", 40);
+        add_volume(s, "follow", VOLUME_SHARED, 1);
+        add_volume(s, "elsewhere", VOLUME_SHARED, 1);
+        add_volume(s, "unused", VOLUME_SHARED, 1);
+        add_volume(s, "logs", VOLUME_FS, 1);
+        add_volume(s, "on2", VOLUME_SHARED, 2);
+        VmRecord v1[] = {
+                { .name = (char *) "db", .uuid = (char *) "", .state = VM_RUNNING, .vcpus = 1, .memory = GIB,
+                  .volumes = (char *) "follow" },
+                { .name = (char *) "web", .uuid = (char *) "", .state = VM_RUNNING, .vcpus = 1, .memory = GIB,
+                  .volumes = (char *) "logs" },
+        };
+        VmRecord v2[] = {
+                { .name = (char *) "app", .uuid = (char *) "", .state = VM_RUNNING, .vcpus = 1, .memory = GIB,
+                  .volumes = (char *) "elsewhere" },
+        };
+        Command c = { .type = COMMAND_NODE_VMS };
+        c.node_vms = (NodeVmsCommand) { .node = 1, .n_vms = 2, .vms = v1 };
+        CHECK_EQ_INT(cluster_state_apply(s, 1, &c), 1);
+        c.node_vms = (NodeVmsCommand) { .node = 2, .n_vms = 1, .vms = v2 };
+        CHECK_EQ_INT(cluster_state_apply(s, 2, &c), 1);
+        set_drain(s, 1, DRAIN_FAIL_ON_BLOCKERS);
+
+        CHECK_EQ_INT(drain_plan(s, &view, 1, &p), 0);
+        const DrainEntry *e = entry(&p, "follow", true);
+        CHECK(e && e->action == DRAIN_ACTION_MOVING && strstr(e->reason, "follows VM db"));
+        CHECK_EQ_INT(e->destination, entry(&p, "db", false)->destination);
+        e = entry(&p, "elsewhere", true);
+        CHECK(e && e->action == DRAIN_ACTION_MOVE && e->destination == 2);
+        /* node2 owns on2 and gets "elsewhere": node3 owns the fewest. */
+        e = entry(&p, "unused", true);
+        CHECK(e && e->action == DRAIN_ACTION_MOVE && e->destination == 3);
+        /* web sits on an fs volume: it cannot move live, nor can its volume. */
+        CHECK_EQ_INT(entry(&p, "web", false)->action, DRAIN_ACTION_BLOCKED);
+        CHECK(strstr(entry(&p, "web", false)->reason, "fs volume logs"));
+        e = entry(&p, "logs", true);
+        CHECK(e && e->action == DRAIN_ACTION_BLOCKED && strstr(e->reason, "web"));
+        CHECK(!entry(&p, "on2", true));
+        CHECK_EQ_INT(p.status, DRAIN_STATUS_BLOCKED);
+        drain_plan_done(&p);
+
+        /* Leave mode: web and its volume stay; once the rest is gone the
+         * node counts as drained, but not before. */
+        set_drain(s, 1, DRAIN_LEAVE_BLOCKERS);
+        CHECK_EQ_INT(drain_plan(s, &view, 1, &p), 0);
+        CHECK_EQ_INT(p.status, DRAIN_STATUS_DRAINING);
+        drain_plan_done(&p);
+        Command mv = { .type = COMMAND_VOLUME };
+        mv.volume = (VolumeCommand) { .op = VOLUME_OP_MOVE, .name = (char *) "unused", .node = 3, .error = (char *) "" };
+        CHECK_EQ_INT(cluster_state_apply(s, 1, &mv), 1);
+        CHECK_EQ_INT(drain_plan(s, &view, 1, &p), 0);
+        CHECK_EQ_INT(entry(&p, "unused", true)->action, DRAIN_ACTION_MOVING);
+        drain_plan_done(&p);
+        cluster_state_free(s);
+}
+
 static void test_empty_node_is_drained(void) {
         ClusterState *s = cluster_state_new();
         uint32_t members[] = { 1, 2 };
@@ -191,6 +277,7 @@ int main(void) {
                 { "blockers and honest states", test_blockers_and_states },
                 { "an empty node is drained", test_empty_node_is_drained },
                 { "repeated failures block instead of looping", test_repeated_failures_block },
+                { "owned volumes leave with the node's VMs", test_volumes },
         };
         return run_tests(tests, sizeof(tests) / sizeof(tests[0]));
 }
