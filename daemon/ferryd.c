@@ -613,15 +613,14 @@ int main(int argc, char *argv[]) {
         r = config_load_file(&d->config, config_path, config_error, NULL);
         if (r == -ENOENT && !explicit_config)
                 r = 0;  /* no file: defaults */
-        else if (r == -ENOENT) {
+        else if (r == -ENOENT)
                 fprintf(stderr, "ferryd: configuration file \"%s\" does not exist\n", config_path);
-                return EXIT_FAILURE;
-        } else if (r < 0 && r != -EINVAL) {
+        else if (r < 0 && r != -EINVAL)
                 fprintf(stderr, "ferryd: cannot read \"%s\": %s\n", config_path, strerror(-r));
-                return EXIT_FAILURE;
-        }
-        if (r < 0) {
+        else if (r < 0)
                 fprintf(stderr, "ferryd: configuration \"%s\" is invalid\n", config_path);
+        if (r < 0) {
+                config_done(&d->config);
                 return EXIT_FAILURE;
         }
         if (check_only) {
@@ -679,12 +678,12 @@ int main(int argc, char *argv[]) {
         r = sd_event_add_time_relative(d->event, &d->inventory_timer, CLOCK_MONOTONIC,
                                        (uint64_t) d->config.inventory_interval_sec * 1000000ULL, 0, on_inventory_timer, d);
         if (r >= 0)
+                (void) sd_event_source_set_enabled(d->inventory_timer, SD_EVENT_ON);
         r = volume_manager_new(d, &d->volumes);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up the volume manager: %m");
                 goto finish;
         }
-                (void) sd_event_source_set_enabled(d->inventory_timer, SD_EVENT_ON);
         r = runner_new(d, &d->runner);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up the migration runner: %m");
@@ -708,8 +707,8 @@ finish:
         d->persist_timer = sd_event_source_disable_unref(d->persist_timer);
         d->facts_timer = sd_event_source_disable_unref(d->facts_timer);
         d->inventory_timer = sd_event_source_disable_unref(d->inventory_timer);
-        d->volumes = volume_manager_free(d->volumes);
         d->runner = runner_free(d->runner);
+        d->volumes = volume_manager_free(d->volumes);
         free(d->drain_seqs);
         d->backend = backend_free(d->backend);
         d->ring = ring_free(d->ring);

@@ -35,11 +35,19 @@ static bool is_member(const MembershipView *v, uint32_t id) {
         return false;
 }
 
+/* a - b, or INT64_MIN if that is below it: facts and VM records come from
+ * peers, and an absurd size must not overflow (undefined) into "room". */
+static int64_t sub_saturating(int64_t a, uint64_t b) {
+        uint64_t room = a >= 0 ? (uint64_t) a + ((uint64_t) INT64_MAX + 1) : (uint64_t) (a - INT64_MIN);
+        return b > room ? INT64_MIN : (int64_t) ((uint64_t) a - b);
+}
+
 int64_t preflight_available_memory(const ClusterState *s, uint32_t node) {
         const NodeRecord *n = cluster_state_find_node(s, node);
         if (!n)
                 return 0;
-        int64_t avail = (int64_t) n->facts.memory_free - (int64_t) n->facts.memory_reserved;
+        int64_t avail = sub_saturating((int64_t) MIN(n->facts.memory_free, (uint64_t) INT64_MAX),
+                                       n->facts.memory_reserved);
         for (size_t i = 0; i < s->n_jobs; i++) {
                 const JobRecord *j = &s->jobs[i];
                 if (j->destination != node || job_state_is_final(j->state))
@@ -48,7 +56,7 @@ int64_t preflight_available_memory(const ClusterState *s, uint32_t node) {
                 /* Once running, the hypervisor's free memory already counts it
                  * in part; counting it whole is the safe side. */
                 if (v)
-                        avail -= (int64_t) v->memory;
+                        avail = sub_saturating(avail, v->memory);
         }
         return avail;
 }

@@ -233,6 +233,8 @@ void state_vms_free(ClusterState *s) {
 
 const VmRecord *state_find_vm(const ClusterState *s, const char *name, uint32_t node) {
         VmRecord key = { .name = (char *) name, .node = node };
+        if (s->n_vms == 0)      /* vms is NULL then: bsearch() must not see it */
+                return NULL;
         return bsearch(&key, s->vms, s->n_vms, sizeof(VmRecord), compare_vm);
 }
 

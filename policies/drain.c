@@ -65,12 +65,16 @@ static uint32_t choose(const ClusterState *s, const MembershipView *view, const 
                                  bad->message);
                         continue;
                 }
-                int64_t avail = preflight_available_memory(s, id) - (int64_t) reserved(res, n_res, id);
-                if (avail < (int64_t) vm->memory) {
+                /* Past the memory check, so 0 <= vm->memory <= what the node
+                 * has; sizes come from peers: stay unsigned, never overflow. */
+                int64_t have = preflight_available_memory(s, id);
+                uint64_t taken = reserved(res, n_res, id);
+                if (have < 0 || taken > (uint64_t) have || (uint64_t) have - taken < vm->memory) {
                         snprintf(each + used, sizeof(each) - used, "%s%s: full once the other moves of this drain land",
                                  used ? "; " : "", cluster_state_node_name(s, id));
                         continue;
                 }
+                int64_t avail = have - (int64_t) taken;
                 if (!best || avail > best_avail) {
                         best = id;
                         best_avail = avail;
@@ -212,7 +216,8 @@ int drain_plan(const ClusterState *s, const MembershipView *view, uint32_t node,
         for (size_t i = 0; i < s->n_vms; i++)
                 if (s->vms[i].node == node)
                         p.entries[k++] = (DrainEntry) { .vm = s->vms[i].name, .memory = s->vms[i].memory };
-        qsort(p.entries, p.n_entries, sizeof(DrainEntry), compare_by_memory);
+        if (p.n_entries > 0)    /* qsort(NULL, 0, ...) is undefined */
+                qsort(p.entries, p.n_entries, sizeof(DrainEntry), compare_by_memory);
 
         for (size_t i = 0; i < p.n_entries; i++) {
                 DrainEntry *e = &p.entries[i];

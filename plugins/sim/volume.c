@@ -204,6 +204,10 @@ int sim_volume_fence(SimWorld *w, const char *node, char ***ret_volumes, size_t 
                 }
                 k++;
         }
+        if (k == 0) {           /* nothing fenced: no array for the caller to free */
+                free(names);
+                names = NULL;
+        }
         *ret_volumes = names;
         *ret_n = k;
         return 0;

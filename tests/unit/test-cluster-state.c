@@ -169,8 +169,29 @@ static void test_command_codec(void) {
         writer_done(&w);
 }
 
+/* Lookups in a state without VMs or jobs: the arrays are NULL then, and
+ * bsearch() must not be handed one (found by tests/fuzz, fuzz-message). */
+static void test_empty_lookups(void) {
+        ClusterState *s = cluster_state_new();
+        size_t count = 1;
+
+        CHECK(state_find_vm(s, "web", 1) == NULL);
+        CHECK(state_find_vm_any(s, "web", &count) == NULL);
+        CHECK_EQ_INT(count, 0);
+        CHECK(state_find_job(s, 1) == NULL);
+        CHECK(state_find_active_job(s, "web") == NULL);
+        CHECK_EQ_INT(publish(s, 1, 1, "one", 1), 1);
+        CHECK_EQ_INT(publish(s, 2, 2, "two", 1), 1);
+        Command c = { .type = COMMAND_JOB_SUBMIT };
+        c.job_submit = (JobSubmitCommand) { .vm = (char *) "web", .source = 1, .destination = 2 };
+        CHECK_EQ_INT(cluster_state_apply(s, 1, &c), -ENOENT);
+        CHECK_EQ_INT(s->commit, 2);
+        cluster_state_free(s);
+}
+
 int main(void) {
         static const TestCase tests[] = {
+                { "lookups in an empty state", test_empty_lookups },
                 { "apply rules", test_apply_rules },
                 { "encode/decode", test_encode_decode },
                 { "command codec", test_command_codec },

@@ -107,9 +107,50 @@ static void test_preflight(void) {
         cluster_state_free(s);
 }
 
+/* Facts and VM records come from peers: sizes past INT64_MAX saturate, they
+ * never overflow into room (found by tests/fuzz, fuzz-state). */
+static void test_absurd_sizes(void) {
+        ClusterState *s = cluster_state_new();
+        uint32_t members[] = { 1, 2 };
+        MembershipView view = { .members = members, .n_members = 2, .quorate = true };
+        Command c = { .type = COMMAND_NODE_FACTS };
+        PreflightResult r;
+
+        node(s, 1, "AuthenticAMD", "8.0.0", 40);
+        c.node_facts.node = 2;
+        c.node_facts.facts = (NodeFacts) {
+                .name = (char *) "node2", .cpu_vendor = (char *) "AuthenticAMD", .hypervisor_name = (char *) "QEMU",
+                .hypervisor_version = (char *) "8.0.0", .memory_total = 64 * GIB, .memory_free = 38 * GIB,
+                .memory_reserved = (UINT64_C(1) << 63) + 2 * GIB,
+        };
+        CHECK_EQ_INT(cluster_state_apply(s, 2, &c), 1);
+        CHECK(preflight_available_memory(s, 2) < 0);
+        vm(s, 1, "web", 1, 0);
+        expect_failure(s, &view, "web", 2, "destination-memory", "needs");
+
+        c.node_facts.facts.memory_free = UINT64_MAX;
+        c.node_facts.facts.memory_reserved = 0;
+        CHECK_EQ_INT(cluster_state_apply(s, 2, &c), 1);
+        CHECK(preflight_available_memory(s, 2) == INT64_MAX);
+        preflight_run(s, &view, "web", 2, &r);
+        CHECK(r.passed);
+
+        /* A VM of absurd size on its way in takes all of it, not more. */
+        VmRecord huge = { .name = (char *) "huge", .uuid = (char *) "", .state = VM_RUNNING, .memory = UINT64_MAX };
+        Command vms = { .type = COMMAND_NODE_VMS };
+        vms.node_vms = (NodeVmsCommand) { .node = 1, .n_vms = 1, .vms = &huge };
+        CHECK_EQ_INT(cluster_state_apply(s, 1, &vms), 1);
+        Command sub = { .type = COMMAND_JOB_SUBMIT };
+        sub.job_submit = (JobSubmitCommand) { .vm = (char *) "huge", .source = 1, .destination = 2 };
+        CHECK_EQ_INT(cluster_state_apply(s, 1, &sub), 1);
+        CHECK(preflight_available_memory(s, 2) < 0);
+        cluster_state_free(s);
+}
+
 int main(void) {
         static const TestCase tests[] = {
                 { "pre-flight checks and destination choice", test_preflight },
+                { "absurd sizes saturate", test_absurd_sizes },
         };
         return run_tests(tests, sizeof(tests) / sizeof(tests[0]));
 }

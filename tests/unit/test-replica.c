@@ -309,12 +309,12 @@ static void random_proposal(void) {
         uint32_t id = 1 + rnd_below((unsigned) sim->n_nodes);
         Replica *r = sim->replica[id];
         Command c = {};
+        char name[16];          /* c points to it until replica_propose() */
 
         if (!r)
                 return;
         const ClusterState *s = replica_state(r);
         if (s->n_nodes == 0 || rnd_below(3) == 0) {
-                char name[16];
                 snprintf(name, sizeof(name), "node%u", id);
                 c.type = COMMAND_NODE_FACTS;
                 c.node_facts.node = id;
