@@ -40,6 +40,8 @@ static const Command commands[] = {
         { "volume",      "[add|remove|move] NAME", "Show, add, remove or move a shared volume", 1, 2, cmd_volume },
         { "events",      "",                  "Show the recent cluster events, or follow them",  0, 0, cmd_events },
         { "metrics",     "",                  "Print metrics in the Prometheus text format",    0, 0, cmd_metrics },
+        { "balance",     "[status|auto on|off|set KEY=VALUE...]",
+                                              "Even out the load, or show or change the balancer", 0, 16, cmd_balance },
         { "help",        "",                  "Show this help",                                 0, 0, NULL },
         /* A name starting with '_' is internal and left out of --help: the
          * names shell completion offers (cmd-complete.c, completion/). */
@@ -95,7 +97,7 @@ static const Option options[_OPT_MAX] = {
         [OPT_MAX_DOWNTIME]     = { "--max-downtime",     NULL, "MS",         { "migrate" },                 "Downtime to aim for first, in milliseconds" },
         [OPT_POSTCOPY]         = { "--postcopy",         NULL, NULL,         { "migrate" },                 "Allow switching to post-copy if pre-copy does not converge" },
         [OPT_AUTO_CONVERGE]    = { "--auto-converge",    NULL, NULL,         { "migrate" },                 "Allow slowing the guest's vCPUs down to converge" },
-        [OPT_DRY_RUN]          = { "--dry-run",          NULL, NULL,         { "drain" },                   "Only show what a drain does now; change nothing" },
+        [OPT_DRY_RUN]          = { "--dry-run",          NULL, NULL,         { "drain", "balance" },        "Only show what a drain or a balance round does now; change nothing" },
         [OPT_BLOCKERS]         = { "--blockers",         NULL, "fail|leave", { "drain" },                   "VMs that cannot move: fail (default) or leave them on the node" },
         [OPT_KEEP_MAINTENANCE] = { "--keep-maintenance", NULL, NULL,         { "undrain" },                 "End the drain, but keep the node in maintenance" },
         [OPT_VM]               = { "--vm",               NULL, "VM",         { "policy" },                  "The VM's own policy rather than the cluster's" },

@@ -46,7 +46,7 @@ typedef struct CommandContext {
         uint64_t bandwidth;         /* migrate --bandwidth, bytes/s */
         bool max_downtime_set;
         uint32_t max_downtime_ms;   /* migrate --max-downtime */
-        bool dry_run;               /* drain --dry-run */
+        bool dry_run;               /* drain --dry-run, balance --dry-run */
         const char *blockers;       /* drain --blockers: "fail" or "leave"; NULL: ferryd's default */
         bool keep_maintenance;      /* undrain --keep-maintenance */
         const char *vm;             /* policy --vm; NULL: the cluster's policy */
@@ -75,6 +75,7 @@ int cmd_cancel(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_drain(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_undrain(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_policy(const CommandContext *ctx, char **args, unsigned n_args);
+int cmd_balance(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_events(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_metrics(const CommandContext *ctx, char **args, unsigned n_args);
 int cmd_complete(const CommandContext *ctx, char **args, unsigned n_args);

@@ -16,6 +16,7 @@
 #include "bus-drain.h"
 #include "bus-events.h"
 #include "bus-policy.h"
+#include "bus-balance.h"
 #include "bus-volume.h"
 #include "bus-migration.h"
 #include "polkit.h"
@@ -257,6 +258,16 @@ static const sd_bus_vtable cluster_vtable[] = {
                                 method_get_convergence_policy, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListPolicies", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sba{sv})", policies),
                                 method_list_policies, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PlanBalance", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("u", score, "u", final_score, "b", needed, "s", why_not, "a(ssstus)", moves),
+                                method_plan_balance, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Balance", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("u", score, "u", final_score, "b", needed, "s", why_not, "a(ssstus)", moves),
+                                method_balance, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetBalance", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", settings, "s", leader, "u", score),
+                                method_get_balance, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetBalance", SD_BUS_ARGS("a{sv}", changes), SD_BUS_NO_RESULT,
+                                method_set_balance, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListVolumes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssssstsas)", volumes),
                                 method_list_volumes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AddVolume", SD_BUS_ARGS("s", name, "s", kind, "s", backing, "s", owner),

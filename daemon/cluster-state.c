@@ -181,6 +181,7 @@ const char *command_type_to_string(CommandType t) {
         case COMMAND_SET_DRAIN: return "set-drain";
         case COMMAND_SET_POLICY: return "set-policy";
         case COMMAND_VOLUME: return "volume";
+        case COMMAND_SET_BALANCE: return "set-balance";
         default: return "unknown";
         }
 }
@@ -221,6 +222,9 @@ int command_encode(const Command *c, Writer *w) {
                 break;
         case COMMAND_VOLUME:
                 volume_command_encode(&c->volume, w);
+                break;
+        case COMMAND_SET_BALANCE:
+                balance_settings_encode(&c->set_balance, w);
                 break;
         default:
                 return -EINVAL;
@@ -281,6 +285,11 @@ int command_decode(Reader *r, Command *ret) {
                 break;
         case COMMAND_VOLUME:
                 k = volume_command_decode(r, &c.volume);
+                if (k < 0)
+                        return k;
+                break;
+        case COMMAND_SET_BALANCE:
+                k = balance_settings_decode(r, &c.set_balance);
                 if (k < 0)
                         return k;
                 break;
@@ -471,13 +480,15 @@ int cluster_state_apply(ClusterState *s, uint32_t sender, const Command *c) {
                 return state_apply_set_policy(s, &c->set_policy);
         case COMMAND_VOLUME:
                 return state_apply_volume(s, sender, &c->volume);
+        case COMMAND_SET_BALANCE:
+                return state_apply_set_balance(s, &c->set_balance);
         default:
                 return -EINVAL;
         }
 }
 
 /* Format version of the canonical encoding (and of the persisted file). */
-#define STATE_ENCODING_VERSION 5
+#define STATE_ENCODING_VERSION 6
 
 int cluster_state_encode(const ClusterState *s, Writer *w) {
         writer_put_u32(w, STATE_ENCODING_VERSION);
@@ -494,6 +505,7 @@ int cluster_state_encode(const ClusterState *s, Writer *w) {
         state_jobs_encode(s, w);
         state_policies_encode(s, w);
         state_volumes_encode(s, w);
+        balance_settings_encode(&s->balance, w);
         return writer_error(w);
 }
 
@@ -531,7 +543,7 @@ int cluster_state_decode(Reader *r, ClusterState **ret) {
                         goto bad;
         }
         if (state_vms_decode(s, r) < 0 || state_jobs_decode(s, r) < 0 || state_policies_decode(s, r) < 0 ||
-            state_volumes_decode(s, r) < 0)
+            state_volumes_decode(s, r) < 0 || balance_settings_decode(r, &s->balance) < 0)
                 goto bad;
         if (reader_finish(r) < 0)
                 goto bad;

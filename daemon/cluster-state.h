@@ -26,6 +26,7 @@
 
 #include "codec.h"
 #include "sha256.h"
+#include "state-balance.h"
 #include "state-jobs.h"
 #include "state-policies.h"
 #include "state-volumes.h"
@@ -102,6 +103,7 @@ typedef struct ClusterState {
         PolicyRecord *policies;         /* sorted by scope, "" (the cluster) first */
         size_t n_volumes;
         VolumeRecord *volumes;          /* sorted by name */
+        BalanceSettings balance;
 } ClusterState;
 
 typedef enum CommandType {
@@ -115,6 +117,7 @@ typedef enum CommandType {
         COMMAND_SET_DRAIN = 8,          /* start (maintenance on) or end a node's drain */
         COMMAND_SET_POLICY = 9,         /* set or clear convergence policy fields of the cluster or a VM */
         COMMAND_VOLUME = 10,            /* a step in the life of a shared volume (state-volumes.h) */
+        COMMAND_SET_BALANCE = 11,       /* the load balancer's settings (state-balance.h) */
         _COMMAND_TYPE_MAX,
 } CommandType;
 
@@ -143,6 +146,7 @@ typedef struct Command {
                 } set_drain;
                 SetPolicyCommand set_policy;
                 VolumeCommand volume;
+                BalanceSettings set_balance;
         };
 } Command;
 

@@ -146,6 +146,7 @@ static const struct {
         { "metrics_file",            parse_optional_path_field, offsetof(FerryConfig, metrics_file),            "an absolute path, or nothing" },
         { "metrics_interval",        parse_positive_u32_field,  offsetof(FerryConfig, metrics_interval_sec),    "a positive number of seconds" },
         { "volume_release_timeout",  parse_positive_u32_field,  offsetof(FerryConfig, volume_release_timeout_sec), "a positive number of seconds" },
+        { "balance_interval",        parse_positive_u32_field,  offsetof(FerryConfig, balance_interval_sec),    "a positive number of seconds" },
 };
 
 void config_init_defaults(FerryConfig *c) {
@@ -173,6 +174,7 @@ void config_init_defaults(FerryConfig *c) {
                 .metrics_file = strdup(""),
                 .metrics_interval_sec = 15,
                 .volume_release_timeout_sec = 10,
+                .balance_interval_sec = 60,
         };
 }
 

@@ -38,6 +38,8 @@ typedef struct FerryConfig {
         uint32_t metrics_interval_sec;
         /* Fencing: seconds without quorum before this node releases its volumes. */
         uint32_t volume_release_timeout_sec;
+        /* Seconds between rounds of the automatic balancer (when on, on its node). */
+        uint32_t balance_interval_sec;
 } FerryConfig;
 
 typedef void (*ConfigErrorFn)(const char *file, unsigned line, const char *message, void *userdata);

@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "backend.h"
+#include "balancer.h"
 #include "cluster-state.h"
 #include "config.h"
 #include "migration-runner.h"
@@ -42,6 +43,7 @@ typedef struct Daemon {
         Backend *backend;               /* NULL: backend = none */
         Runner *runner;
         VolumeManager *volumes;
+        Balancer *balancer;
 
         bool ready_sent;
         sd_event_source *facts_timer;

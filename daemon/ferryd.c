@@ -393,6 +393,7 @@ static void replica_changed(void *userdata) {
                         runner_state_changed(d->runner);
                 drain_driver_state_changed(d);
                 volume_manager_state_changed(d->volumes);
+                balancer_state_changed(d->balancer);
         }
         schedule_persist(d);
         bus_emit_changes(d);
@@ -679,6 +680,11 @@ int main(int argc, char *argv[]) {
                                        (uint64_t) d->config.inventory_interval_sec * 1000000ULL, 0, on_inventory_timer, d);
         if (r >= 0)
                 (void) sd_event_source_set_enabled(d->inventory_timer, SD_EVENT_ON);
+        r = balancer_new(d, &d->balancer);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the balancer: %m");
+                goto finish;
+        }
         r = volume_manager_new(d, &d->volumes);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up the volume manager: %m");
@@ -709,6 +715,7 @@ finish:
         d->inventory_timer = sd_event_source_disable_unref(d->inventory_timer);
         d->runner = runner_free(d->runner);
         d->volumes = volume_manager_free(d->volumes);
+        d->balancer = balancer_free(d->balancer);
         free(d->drain_seqs);
         d->backend = backend_free(d->backend);
         d->ring = ring_free(d->ring);
