@@ -43,7 +43,8 @@ static VmRecord vms_beta[] = {
         { .name = (char *) "vm-d", .uuid = (char *) "", .state = VM_RUNNING, .vcpus = 2, .memory = 8 * GIB },
 };
 static VmRecord vms_gamma[] = {
-        { .name = (char *) "vm-e", .uuid = (char *) "", .state = VM_SHUTOFF, .vcpus = 1, .memory = GIB },
+        { .name = (char *) "vm-e", .uuid = (char *) "", .state = VM_SHUTOFF, .vcpus = 1, .memory = GIB,
+          .volumes = (char *) "lun0" },
 };
 static VmRecord vms_beta_after[] = {
         { .name = (char *) "vm-a", .uuid = (char *) "6f1c1f5e-0000-4000-8000-00000000000a", .state = VM_RUNNING,
@@ -62,6 +63,10 @@ static VmRecord vms_beta_after[] = {
         { .type = COMMAND_JOB_SUBMIT, .job_submit = { .vm = (char *) (vm_), .source = (src), .destination = (dst), \
           .options = { .bandwidth = 100 << 20, .max_downtime_ms = 300, .auto_converge_allowed = true }, \
           .created_at = 1700000001000000 } }
+
+#define VOLUME(sender_, op_, name_, kind_, backing_, node_, epoch_) \
+        { (sender_), { .type = COMMAND_VOLUME, .volume = { .op = (op_), .name = (char *) (name_), .kind = (kind_), \
+          .backing = (char *) (backing_), .node = (node_), .epoch = (epoch_), .error = (char *) "" } } }
 
 size_t sample_history(const SampleStep **ret) {
         static SampleStep steps[] = {
@@ -105,6 +110,17 @@ size_t sample_history(const SampleStep **ret) {
                         .completion_timeout_per_gib_sec = 60 } } } },
                 { 3, { .type = COMMAND_SET_POLICY, .set_policy = { .scope = (char *) "vm-d",
                         .clear = CONVERGENCE_FIELD_POSTCOPY } } },
+                VOLUME(1, VOLUME_OP_ADD, "lun0", VOLUME_SHARED, "/vol/lun0", 2, 0),
+                VOLUME(2, VOLUME_OP_ACQUIRED, "lun0", 0, "", 0, 1),
+                VOLUME(1, VOLUME_OP_MOVE, "lun0", 0, "", 3, 0),
+                VOLUME(2, VOLUME_OP_RELEASED, "lun0", 0, "", 0, 1),
+                VOLUME(3, VOLUME_OP_ACQUIRED, "lun0", 0, "", 0, 2),
+                VOLUME(3, VOLUME_OP_ADD, "logs", VOLUME_FS, "/dev/logs", 1, 0),
+                VOLUME(1, VOLUME_OP_ACQUIRED, "logs", 0, "", 0, 1),
+                VOLUME(2, VOLUME_OP_ORPHAN, "logs", 0, "", 1, 0),
+                VOLUME(2, VOLUME_OP_FENCED, NULL, 0, "", 1, 0),
+                { 3, { .type = COMMAND_SET_BALANCE, .set_balance = { .automatic = true, .threshold_permille = 150,
+                        .target_permille = 50, .max_moves = 4, .max_bytes = 64 * GIB } } },
                 { 2, { .type = COMMAND_NODE_FACTS } },
         };
         static bool initialized = false;
