@@ -311,3 +311,76 @@ void config_convergence_settings(const FerryConfig *c, ConvergenceSettings *out)
         };
         memcpy(out->downtime_steps_ms, c->downtime_steps_ms, out->n_downtime_steps * sizeof(uint32_t));
 }
+
+static bool str_differs(const char *a, const char *b) {
+        return !streq(a ? a : "", b ? b : "");
+}
+
+static void note_restart(char *buf, size_t len, const char *key) {
+        size_t n = strlen(buf);
+        if (n < len)
+                snprintf(buf + n, len - n, "%s%s", n ? ", " : "", key);
+}
+
+int config_reload(FerryConfig *cur, const FerryConfig *next, char *restart, size_t restart_len) {
+        int changed = 0;
+
+        if (restart_len)
+                restart[0] = 0;
+        /* What the running daemon set up once: the plugin it loaded, where it
+         * keeps its state, how peers reach its hypervisor (published with
+         * the plugin's facts), where it logs, the metrics file's timer. */
+        if (str_differs(cur->plugin_dir, next->plugin_dir))
+                note_restart(restart, restart_len, "plugin_dir");
+        if (str_differs(cur->state_dir, next->state_dir))
+                note_restart(restart, restart_len, "state_dir");
+        if (str_differs(cur->backend, next->backend))
+                note_restart(restart, restart_len, "backend");
+        if (str_differs(cur->backend_config, next->backend_config))
+                note_restart(restart, restart_len, "backend_config");
+        if (str_differs(cur->backend_peer_uri, next->backend_peer_uri))
+                note_restart(restart, restart_len, "backend_peer_uri");
+        if (cur->log_syslog != next->log_syslog)
+                note_restart(restart, restart_len, "log_syslog");
+        if (str_differs(cur->metrics_file, next->metrics_file))
+                note_restart(restart, restart_len, "metrics_file");
+
+#define TAKE(field)                                             \
+        do {                                                    \
+                if (cur->field != next->field) {                \
+                        cur->field = next->field;               \
+                        changed++;                              \
+                }                                               \
+        } while (0)
+        /* Read where they are used, each time: they change at once. */
+        TAKE(host_memory_reserve);
+        TAKE(max_outgoing_migrations);
+        TAKE(max_incoming_migrations);
+        TAKE(max_cluster_migrations);
+        TAKE(log_level);
+        TAKE(facts_interval_sec);
+        TAKE(inventory_interval_sec);
+        TAKE(progress_interval_ms);
+        TAKE(stall_rounds);
+        TAKE(progress_timeout_sec);
+        TAKE(completion_timeout_per_gib_sec);
+        TAKE(metrics_interval_sec);
+        TAKE(volume_release_timeout_sec);
+        TAKE(balance_interval_sec);
+#undef TAKE
+        if (cur->n_downtime_steps != next->n_downtime_steps ||
+            memcmp(cur->downtime_steps_ms, next->downtime_steps_ms, sizeof(cur->downtime_steps_ms)) != 0) {
+                memcpy(cur->downtime_steps_ms, next->downtime_steps_ms, sizeof(cur->downtime_steps_ms));
+                cur->n_downtime_steps = next->n_downtime_steps;
+                changed++;
+        }
+        if (str_differs(cur->migration_address, next->migration_address)) {
+                char *m = strdup(next->migration_address ? next->migration_address : "");
+                if (m) {
+                        free(cur->migration_address);
+                        cur->migration_address = m;
+                        changed++;
+                }
+        }
+        return changed;
+}

@@ -55,3 +55,9 @@ int config_load_string(FerryConfig *c, const char *text, const char *name, Confi
 /* The convergence settings of this node's ferryd.conf, as the layer below
  * the cluster's and the VM's policy (see state-policies.h). */
 void config_convergence_settings(const FerryConfig *c, ConvergenceSettings *out);
+
+/* SIGHUP: takes from `next` (a freshly loaded, valid config) every key that
+ * can change at run time, and names in `restart` (comma-separated) those
+ * that differ but only take effect after a restart; those keep their old
+ * value. Returns how many run-time keys changed. */
+int config_reload(FerryConfig *cur, const FerryConfig *next, char *restart, size_t restart_len);

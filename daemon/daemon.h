@@ -33,6 +33,7 @@ typedef struct Daemon {
 
         FerryConfig config;
         char *config_path;
+        bool config_explicit;           /* -c given: a missing file is an error, also on reload */
 
         uint32_t node_id;
         char *node_name;

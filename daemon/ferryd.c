@@ -553,6 +553,43 @@ static void config_error(const char *file, unsigned line, const char *message, v
                 fprintf(stderr, "%s: %s\n", file, message);
 }
 
+static void reload_error(const char *file, unsigned line, const char *message, void *userdata) {
+        if (line > 0)
+                log_error("%s:%u: %s", file, line, message);
+        else
+                log_error("%s: %s", file, message);
+}
+
+/* SIGHUP (systemctl reload ferryd): read the configuration again; keys
+ * that can change at run time take effect at once, the others are named
+ * and wait for a restart. A configuration with an error changes nothing. */
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Daemon *d = userdata;
+        FerryConfig next;
+        char restart[256];
+        int r;
+
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading the configuration");
+        config_init_defaults(&next);
+        r = config_load_file(&next, d->config_path, reload_error, NULL);
+        if (r == -ENOENT && !d->config_explicit)
+                r = 0;
+        if (r < 0)
+                log_error("Reloading \"%s\" failed (%s): the configuration in force stays as it was", d->config_path,
+                          r == -EINVAL ? "invalid, see above" : strerror(-r));
+        else {
+                r = config_reload(&d->config, &next, restart, sizeof(restart));
+                log_set_level(d->config.log_level);
+                log_notice("Reloaded \"%s\": %d setting(s) changed%s%s%s", d->config_path, r,
+                           *restart ? "; these need a restart to change: " : "", restart, "");
+                /* Reserve, limits and the migration address are in the facts. */
+                publish_facts(d, true);
+        }
+        config_done(&next);
+        (void) sd_notify(false, "READY=1\nSTATUS=Running");
+        return 0;
+}
+
 static void help(void) {
         printf("Usage: ferryd [OPTIONS]\n\n"
                "The ferry cluster daemon: joins the corosync ring, keeps the replicated\n"
@@ -624,9 +661,17 @@ int main(int argc, char *argv[]) {
                 config_done(&d->config);
                 return EXIT_FAILURE;
         }
+        d->config_path = strdup(config_path);
+        d->config_explicit = explicit_config;
+        if (!d->config_path) {
+                config_done(&d->config);
+                fprintf(stderr, "ferryd: out of memory\n");
+                return EXIT_FAILURE;
+        }
         if (check_only) {
                 printf("%s: OK\n", config_path);
                 config_done(&d->config);
+                free(d->config_path);
                 return EXIT_SUCCESS;
         }
 
@@ -653,10 +698,12 @@ int main(int argc, char *argv[]) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) sd_event_add_signal(d->event, NULL, SIGTERM, NULL, NULL);
         (void) sd_event_add_signal(d->event, NULL, SIGINT, NULL, NULL);
         (void) sd_event_add_signal(d->event, NULL, SIGUSR1, on_sigusr1, d);
+        (void) sd_event_add_signal(d->event, NULL, SIGHUP, on_sighup, d);
         /* Pings the service manager's watchdog from the loop when
          * WATCHDOG_USEC is set, so a wedged loop gets us restarted. */
         (void) sd_event_set_watchdog(d->event, true);
@@ -723,6 +770,7 @@ finish:
         bus_done(d);
         d->event = sd_event_unref(d->event);
         free(d->node_name);
+        free(d->config_path);
         config_done(&d->config);
         log_shutdown();
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -102,4 +102,21 @@ run ctl node2 policy unset --vm hot all
 assert_eq 0 "$RC" "exit code of policy unset (stderr: $ERR)"
 assert_jq node3 'map(.vm) == [null, "hot3"]' 'policy list'
 assert_jq node1 '.sources.postcopy == "cluster" and .sources.downtime_steps == "ferryd.conf"' 'policy show --vm hot'
+info "SIGHUP: ferryd.conf's convergence keys change at once; a broken file changes nothing"
+conf=/tmp/$FERRY_TESTBED_NAME/node1/ferryd.conf
+[ -f "$conf" ] || fail "no $conf"
+printf 'stall_rounds = 5\nprogress_timeout = 90\n' >>"$conf"
+kill -HUP "$(tb pid node1 ferryd)"
+tb_wait --timeout 10 --cmd 'policy show --vm hot3' node1 '.settings.stall_rounds == 5 and .settings.progress_timeout == 90 and .sources.stall_rounds == "ferryd.conf"'
+printf 'stall_rounds = many\nbackend = none\n' >>"$conf"
+kill -HUP "$(tb pid node1 ferryd)"
+sleep 1
+assert_jq node1 '.settings.stall_rounds == 5' 'policy show --vm hot3'
+tb logs node1 ferryd 100 | grep -q 'Reloading.*failed' || fail "no error logged for the broken reload"
+# The restart-only key alone: named, not applied.
+sed -i '/stall_rounds = many/d' "$conf"
+kill -HUP "$(tb pid node1 ferryd)"
+sleep 1
+tb logs node1 ferryd 100 | grep -q 'need a restart to change: backend' || fail "backend not named as needing a restart"
+assert_jq node1 '.members == 3' status
 wait_same_digest 30 node1 node2 node3

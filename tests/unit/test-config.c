@@ -191,8 +191,35 @@ static void test_facts_significance(void) {
         CHECK(facts_differ_significantly(&a, &b));
 }
 
+/* SIGHUP: run-time keys are taken, restart-only keys named and kept. */
+static void test_reload(void) {
+        FerryConfig cur, next;
+        char restart[256];
+
+        config_init_defaults(&cur);
+        config_init_defaults(&next);
+        CHECK_EQ_INT(config_reload(&cur, &next, restart, sizeof(restart)), 0);
+        CHECK_STREQ(restart, "");
+
+        CHECK_EQ_INT(config_load_string(&next, "stall_rounds = 7\ndowntime_steps = 100,200\nbackend = sim\n"
+                                        "migration_address = 10.0.0.9\nstate_dir = /srv/ferry\n", "next.conf",
+                                        NULL, NULL), 0);
+        CHECK_EQ_INT(config_reload(&cur, &next, restart, sizeof(restart)), 3);
+        CHECK_EQ_INT(cur.stall_rounds, 7);
+        CHECK_EQ_INT(cur.n_downtime_steps, 2);
+        CHECK_EQ_INT(cur.downtime_steps_ms[1], 200);
+        CHECK_STREQ(cur.migration_address, "10.0.0.9");
+        CHECK_STREQ(cur.backend, "none");               /* kept until a restart */
+        CHECK(strstr(restart, "backend") && strstr(restart, "state_dir"));
+        /* Again: nothing left to change. */
+        CHECK_EQ_INT(config_reload(&cur, &next, restart, sizeof(restart)), 0);
+        config_done(&cur);
+        config_done(&next);
+}
+
 int main(void) {
         static const TestCase tests[] = {
+                { "reload takes run-time keys only", test_reload },
                 { "config defaults and values", test_defaults_and_values },
                 { "config errors name file and line", test_errors_have_lines },
                 { "parse_size", test_parse_size },
