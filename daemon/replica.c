@@ -557,11 +557,6 @@ int replica_propose(Replica *r, const Command *c, uint64_t *ret_seq) {
         if (!r->epoch_quorate || !r->corosync_quorate)
                 return -ENOLINK;
 
-        np = realloc(r->pending, (r->n_pending + 1) * sizeof(Pending));
-        if (!np)
-                return -ENOMEM;
-        r->pending = np;
-
         writer_init(&w);
         message_begin(&w, MESSAGE_PROPOSAL, r->self, r->epoch, ++r->next_seq);
         k = command_encode(c, &w);
@@ -570,6 +565,14 @@ int replica_propose(Replica *r, const Command *c, uint64_t *ret_seq) {
         writer_done(&w);
         if (k < 0)
                 return k;
+        /* Sending may have found corosync gone and detached us (ring_send
+         * calls back synchronously): r->pending is freed then. */
+        if (r->mode != REPLICA_SYNCED)
+                return -ENOTCONN;
+        np = realloc(r->pending, (r->n_pending + 1) * sizeof(Pending));
+        if (!np)
+                return -ENOMEM;
+        r->pending = np;
         r->pending[r->n_pending++] = (Pending) { .seq = r->next_seq };
         if (ret_seq)
                 *ret_seq = r->next_seq;

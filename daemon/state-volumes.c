@@ -213,7 +213,8 @@ int state_check_volume(const ClusterState *s, uint32_t sender, const VolumeComma
                                    vm->name, cluster_state_node_name(s, vm->node), c->name), -EBUSY;
                 return 0;
         case VOLUME_OP_RELEASED:
-                if (v->state != VOLUME_RELEASING || v->owner != sender)
+                if (!(v->state == VOLUME_RELEASING || (v->state == VOLUME_ORPHANED && v->target != 0)) ||
+                    v->owner != sender)
                         return WHY("volume \"%s\" is not being released by this node", c->name), -EPERM;
                 if (c->epoch != v->epoch)
                         return WHY("epoch %llu is not the volume's (%llu)", (unsigned long long) c->epoch,
@@ -227,7 +228,7 @@ int state_check_volume(const ClusterState *s, uint32_t sender, const VolumeComma
                 }
                 /* The owner, back before anyone confirmed it fenced, takes
                  * its volume again under a new epoch. */
-                if (v->state == VOLUME_ORPHANED && v->owner == sender) {
+                if (v->state == VOLUME_ORPHANED && v->owner == sender && v->target == 0) {
                         if (c->epoch != v->epoch + 1)
                                 return WHY("epoch mismatch"), -ESTALE;
                         return 0;
@@ -236,7 +237,8 @@ int state_check_volume(const ClusterState *s, uint32_t sender, const VolumeComma
         case VOLUME_OP_FAILED:
                 if (c->epoch != v->epoch)
                         return WHY("epoch mismatch"), -ESTALE;
-                if ((v->state == VOLUME_RELEASING && v->owner == sender) ||
+                if (((v->state == VOLUME_RELEASING || (v->state == VOLUME_ORPHANED && v->target != 0)) &&
+                     v->owner == sender) ||
                     (v->state == VOLUME_ACQUIRING && v->target == sender))
                         return 0;
                 return WHY("this node has no step to fail on volume \"%s\"", c->name), -EPERM;
@@ -373,7 +375,7 @@ int state_apply_volume(ClusterState *s, uint32_t sender, const VolumeCommand *c)
                         return -ENOMEM;
                 free(v->error);
                 v->error = error;
-                if (v->state == VOLUME_RELEASING)
+                if (v->state == VOLUME_RELEASING || v->state == VOLUME_ORPHANED)
                         v->state = VOLUME_OWNED;        /* the owner still holds it */
                 else {
                         v->state = VOLUME_FREE;         /* the old owner let go; the new one could not take it */
@@ -386,9 +388,12 @@ int state_apply_volume(ClusterState *s, uint32_t sender, const VolumeCommand *c)
                         /* It may have activated without telling us: treat it
                          * as the owner until it is confirmed fenced. */
                         v->owner = v->target;
+                        v->target = 0;
                 }
+                /* Orphaned while releasing: the target is kept, so that the
+                 * owner, back, finishes the handover instead of taking the
+                 * volume back (its VM may run on the target now). */
                 v->state = VOLUME_ORPHANED;
-                v->target = 0;
                 break;
         default:
                 return -EINVAL;

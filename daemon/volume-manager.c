@@ -123,9 +123,10 @@ static void quorum_loss(VolumeManager *m, const ClusterState *s) {
                 m->quorum_lost_usec = now;
                 return;
         }
-        if (m->released_on_quorum_loss ||
-            now - m->quorum_lost_usec < (uint64_t) d->config.volume_release_timeout_sec * 1000000)
+        if (now - m->quorum_lost_usec < (uint64_t) d->config.volume_release_timeout_sec * 1000000)
                 return;
+        /* Past the deadline: every tick, whatever is still held (a failed
+         * release is tried again). */
         m->released_on_quorum_loss = true;
         for (size_t i = 0; i < s->n_volumes; i++) {
                 const VolumeRecord *v = &s->volumes[i];
@@ -157,7 +158,7 @@ static void orphan_absent(VolumeManager *m, const ClusterState *s) {
                 const VolumeRecord *v = &s->volumes[i];
                 uint32_t node = v->state == VOLUME_ACQUIRING ? v->target :
                                 (v->state == VOLUME_OWNED || v->state == VOLUME_RELEASING) ? v->owner : 0;
-                if (node == 0 || replica_is_member(r, node))
+                if (node == 0 || replica_is_member(r, node) || in_flight(m, v->name))
                         continue;
                 log_warning("Volume %s: %s left the ring; orphaned until it is confirmed fenced", v->name,
                             cluster_state_node_name(s, node));
@@ -232,13 +233,14 @@ static void step(VolumeManager *m) {
         const ClusterState *s;
         uint32_t me = d->node_id;
 
-        if (!d->replica || replica_mode(d->replica) != REPLICA_SYNCED)
+        if (!d->replica)
                 return;
         s = replica_state(d->replica);
         if (s->n_volumes == 0)
                 return;
 
-        if (!daemon_is_quorate(d)) {
+        /* Detached from corosync, or syncing: no quorum either. */
+        if (replica_mode(d->replica) != REPLICA_SYNCED || !daemon_is_quorate(d)) {
                 if (has_hooks(d->backend))
                         quorum_loss(m, s);
                 return;
@@ -288,6 +290,17 @@ static void step(VolumeManager *m) {
                         }
                         log_info("Volume %s: activated (epoch %" PRIu64 ")", v->name, v->epoch);
                         VolumeCommand vc = { .op = VOLUME_OP_ACQUIRED, .name = v->name, .epoch = v->epoch };
+                        propose(m, &vc);
+                } else if (v->state == VOLUME_ORPHANED && v->owner == me && v->target != 0) {
+                        /* Back while it was handing the volume over (a
+                         * VM that moved, a move): finish letting go. */
+                        k = do_release(b, v, v->epoch, &err);
+                        if (k < 0) {
+                                step_failed(m, v, "releasing", k, &err);
+                                continue;
+                        }
+                        log_notice("Volume %s: released after rejoining (epoch %" PRIu64 ")", v->name, v->epoch);
+                        VolumeCommand vc = { .op = VOLUME_OP_RELEASED, .name = v->name, .epoch = v->epoch };
                         propose(m, &vc);
                 } else if (v->state == VOLUME_ORPHANED && v->owner == me) {
                         /* Back before anyone confirmed us fenced: take it

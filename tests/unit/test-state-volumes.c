@@ -60,7 +60,10 @@ static void check_invariants(const ClusterState *s, const uint64_t *last_epochs)
                 const VolumeRecord *v = &s->volumes[i];
                 bool has_owner = v->state == VOLUME_OWNED || v->state == VOLUME_RELEASING || v->state == VOLUME_ORPHANED;
                 CHECK(has_owner == (v->owner != 0));
-                CHECK((v->state == VOLUME_ACQUIRING) == (v->target != 0) || v->state == VOLUME_RELEASING);
+                /* A target only where a handover is under way: releasing (0 =
+                 * removal), acquiring, or orphaned while releasing. */
+                CHECK((v->state == VOLUME_ACQUIRING) == (v->target != 0) || v->state == VOLUME_RELEASING ||
+                      v->state == VOLUME_ORPHANED);
                 CHECK(v->epoch >= 1);
                 if (last_epochs)
                         CHECK(v->epoch >= last_epochs[i]);
@@ -163,6 +166,36 @@ static void test_fencing(void) {
         CHECK_EQ_INT(vol(s, 2, VOLUME_OP_ORPHAN, "lun0", 1, 0), 1);
         CHECK_EQ_INT(get(s, "lun0")->state, VOLUME_ORPHANED);
         CHECK_EQ_INT(get(s, "lun0")->owner, 1);
+        CHECK_EQ_INT(get(s, "lun0")->target, 0);
+        check_invariants(s, NULL);
+        cluster_state_free(s);
+}
+
+/* Orphaned while releasing (its VM may already run on the target): the
+ * owner, back, finishes the handover; it may not take the volume back. */
+static void test_orphaned_while_releasing(void) {
+        ClusterState *s = three_nodes();
+
+        CHECK_EQ_INT(vol(s, 1, VOLUME_OP_ADD, "lun0", 1, 0), 1);
+        CHECK_EQ_INT(vol(s, 1, VOLUME_OP_ACQUIRED, "lun0", 0, 1), 1);
+        CHECK_EQ_INT(vol(s, 2, VOLUME_OP_MOVE, "lun0", 2, 0), 1);
+        CHECK_EQ_INT(vol(s, 2, VOLUME_OP_ORPHAN, "lun0", 1, 0), 1);
+        CHECK_EQ_INT(get(s, "lun0")->state, VOLUME_ORPHANED);
+        CHECK_EQ_INT(get(s, "lun0")->target, 2);
+        CHECK_EQ_INT(vol(s, 1, VOLUME_OP_ACQUIRED, "lun0", 0, 2), -EPERM);   /* no retaking */
+        CHECK_EQ_INT(vol(s, 1, VOLUME_OP_RELEASED, "lun0", 0, 1), 1);
+        CHECK_EQ_INT(get(s, "lun0")->state, VOLUME_ACQUIRING);
+        CHECK_EQ_INT(get(s, "lun0")->target, 2);
+        CHECK_EQ_INT(vol(s, 2, VOLUME_OP_ACQUIRED, "lun0", 0, 2), 1);
+        CHECK_EQ_INT(get(s, "lun0")->owner, 2);
+
+        /* The same, but the owner's release fails: it keeps the volume. */
+        CHECK_EQ_INT(vol(s, 1, VOLUME_OP_MOVE, "lun0", 3, 0), 1);
+        CHECK_EQ_INT(vol(s, 1, VOLUME_OP_ORPHAN, "lun0", 2, 0), 1);
+        CHECK_EQ_INT(vol(s, 2, VOLUME_OP_FAILED, "lun0", 0, 2), 1);
+        CHECK_EQ_INT(get(s, "lun0")->state, VOLUME_OWNED);
+        CHECK_EQ_INT(get(s, "lun0")->owner, 2);
+        CHECK_EQ_INT(get(s, "lun0")->target, 0);
         check_invariants(s, NULL);
         cluster_state_free(s);
 }
@@ -287,6 +320,7 @@ int main(void) {
         static const TestCase tests[] = {
                 { "handover steps", test_handover },
                 { "fencing", test_fencing },
+                { "orphaned while releasing", test_orphaned_while_releasing },
                 { "refusals change nothing", test_refusals },
                 { "disks to volumes", test_disks_to_volumes },
                 { "random commands keep the invariants", test_random },
