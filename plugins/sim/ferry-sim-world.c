@@ -34,7 +34,11 @@ static int usage(FILE *f) {
                 "  volumes DIR [--json]      one line per volume: NAME HOLDER HOLDER_EPOCH EPOCH (HOLDER - = nobody)\n"
                 "  fence DIR NODE            clear every hold of NODE on a volume (what powering it off does)\n"
                 "  fault DIR VOLUME HOOK on|off\n"
-                "                            make prepare|activate|release|held of VOLUME fail with EIO\n");
+                "                            make prepare|activate|release|held of VOLUME fail with EIO\n"
+                "  fault DIR VOLUME delay-HOOK MS|off\n"
+                "                            make HOOK of VOLUME wait MS milliseconds before it acts\n"
+                "  fault DIR VOLUME delay-after-HOOK MS|off\n"
+                "                            make prepare|activate|release act, then wait MS before returning\n");
         return f == stderr ? 2 : 0;
 }
 
@@ -585,44 +589,78 @@ static int cmd_fence(const char *dir, const char *node) {
         return 0;
 }
 
+/* The knob that `fault` names: fail_HOOK (on|off), delay_HOOK_ms or
+ * delay_after_HOOK_ms (milliseconds|off). */
+typedef struct FaultKnob {
+        const char *name;       /* as the CLI spells it */
+        bool *fail;
+        uint32_t *delay;
+} FaultKnob;
+
+static int fault_knob(SimVolume *v, const char *name, FaultKnob *ret) {
+        const FaultKnob knobs[] = {
+                { "prepare", .fail = &v->fail_prepare },
+                { "activate", .fail = &v->fail_activate },
+                { "release", .fail = &v->fail_release },
+                { "held", .fail = &v->fail_held },
+                { "delay-prepare", .delay = &v->delay_prepare_ms },
+                { "delay-activate", .delay = &v->delay_activate_ms },
+                { "delay-release", .delay = &v->delay_release_ms },
+                { "delay-held", .delay = &v->delay_held_ms },
+                { "delay-after-prepare", .delay = &v->delay_after_prepare_ms },
+                { "delay-after-activate", .delay = &v->delay_after_activate_ms },
+                { "delay-after-release", .delay = &v->delay_after_release_ms },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(knobs); i++)
+                if (streq(knobs[i].name, name)) {
+                        *ret = knobs[i];
+                        return 0;
+                }
+        return -ENOENT;
+}
+
 static int cmd_fault(const char *dir, int argc, char **argv) {
         _cleanup_(sim_world_freep) SimWorld *w = NULL;
         _cleanup_(sim_world_unlockp) SimWorld *locked = NULL;
-        const char *volume, *hook, *onoff;
-        SimVolume v;
+        const char *volume, *hook, *value;
+        SimVolume v = {}, scratch = {};
         SimError e = {};
-        bool *knob, on;
+        FaultKnob knob;
+        bool on = false;
+        uint32_t ms = 0;
         int r;
 
         if (argc != 3) {
-                fprintf(stderr, "ferry-sim-world: fault needs DIR VOLUME HOOK on|off\n");
+                fprintf(stderr, "ferry-sim-world: fault needs DIR VOLUME HOOK on|off, or DIR VOLUME delay-HOOK MS\n");
                 return 2;
         }
         volume = argv[0];
         hook = argv[1];
-        onoff = argv[2];
+        value = argv[2];
         if (!sim_name_is_valid(volume)) {
                 fprintf(stderr, "ferry-sim-world: \"%s\" is not a valid volume name\n", volume);
                 return 2;
         }
-        if (streq(onoff, "on"))
-                on = true;
-        else if (streq(onoff, "off"))
-                on = false;
-        else {
-                fprintf(stderr, "ferry-sim-world: expected on or off, got \"%s\"\n", onoff);
+        /* Check the arguments against a scratch volume; the knob is looked
+         * up again in the loaded one. */
+        if (fault_knob(&scratch, hook, &knob) < 0) {
+                fprintf(stderr,
+                        "ferry-sim-world: unknown hook \"%s\" (prepare, activate, release or held; "
+                        "delay-HOOK, delay-after-HOOK)\n",
+                        hook);
                 return 2;
         }
-        if (streq(hook, "prepare"))
-                knob = &v.fail_prepare;
-        else if (streq(hook, "activate"))
-                knob = &v.fail_activate;
-        else if (streq(hook, "release"))
-                knob = &v.fail_release;
-        else if (streq(hook, "held"))
-                knob = &v.fail_held;
-        else {
-                fprintf(stderr, "ferry-sim-world: unknown hook \"%s\" (prepare, activate, release or held)\n", hook);
+        if (knob.fail) {
+                if (streq(value, "on"))
+                        on = true;
+                else if (!streq(value, "off")) {
+                        fprintf(stderr, "ferry-sim-world: expected on or off, got \"%s\"\n", value);
+                        return 2;
+                }
+        } else if (!streq(value, "off") &&
+                   (parse_u32(value, &ms) < 0 || ms > SIM_VOLUME_DELAY_MAX_MS)) {
+                fprintf(stderr, "ferry-sim-world: expected milliseconds (0 to %u) or off, got \"%s\"\n",
+                        SIM_VOLUME_DELAY_MAX_MS, value);
                 return 2;
         }
         if (open_world(dir, &w) < 0)
@@ -641,7 +679,11 @@ static int cmd_fault(const char *dir, int argc, char **argv) {
                 fprintf(stderr, "ferry-sim-world: %s\n", e.message[0] ? e.message : strerror(-r));
                 return 1;
         }
-        *knob = on;
+        (void) fault_knob(&v, hook, &knob);     /* known: checked above */
+        if (knob.fail)
+                *knob.fail = on;
+        else
+                *knob.delay = ms;
         r = sim_world_write_volume(w, &v);
         if (r < 0) {
                 fprintf(stderr, "ferry-sim-world: writing volume %s: %s\n", volume, strerror(-r));

@@ -612,7 +612,7 @@ static void write_file(const char *dir, const char *rel, const char *text) {
 
 /* ferry-sim-world volumes, fence, fault and check on volumes. */
 static void test_volumes_cli(void) {
-        char dir[256], config[512], cmd[1024], out[8192];
+        char dir[256], config[512], cmd[2048], out[8192];
         void *n1 = NULL, *n2 = NULL;
         FerryError err = {};
 
@@ -687,6 +687,38 @@ static void test_volumes_cli(void) {
         snprintf(cmd, sizeof(cmd), "%s fault %s vol-new resize on 2>&1", cli_path, dir);
         CHECK(run(cmd, out, sizeof(out)) != 0);
         CHECK(strstr(out, "unknown hook \"resize\""));
+
+        /* Delay knobs: milliseconds or off, written only when set; the
+         * hook through the module takes that long. */
+        snprintf(cmd, sizeof(cmd), "%s fault %s vol-c delay-activate 300 && %s fault %s vol-c delay-after-release 7 && "
+                 "%s fault %s vol-c delay-held 5 && grep _ms %s/volumes/vol-c.conf",
+                 cli_path, dir, cli_path, dir, cli_path, dir, dir);
+        CHECK_EQ_INT(run(cmd, out, sizeof(out)), 0);
+        CHECK_STREQ(out, "delay_activate_ms = 300\ndelay_held_ms = 5\ndelay_after_release_ms = 7\n");
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        CHECK_EQ_INT(ops->volume_activate(n1, "vol-c", NULL, 8, &err), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 300);
+        snprintf(cmd, sizeof(cmd), "%s fault %s vol-c delay-activate off && %s fault %s vol-c delay-after-release 0 && "
+                 "%s fault %s vol-c delay-held 0 && grep -c _ms %s/volumes/vol-c.conf",
+                 cli_path, dir, cli_path, dir, cli_path, dir, dir);
+        CHECK(run(cmd, out, sizeof(out)) != 0);       /* grep -c finds none */
+        CHECK_STREQ(out, "0\n");
+        static const char *const bad_delays[][2] = {
+                { "delay-activate soon", "expected milliseconds (0 to 3600000) or off, got \"soon\"" },
+                { "delay-activate 3600001", "got \"3600001\"" },
+                { "delay-after-held 5", "unknown hook \"delay-after-held\"" },
+                { "delay-release on", "got \"on\"" },
+                { "release 100", "expected on or off" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad_delays); i++) {
+                snprintf(cmd, sizeof(cmd), "%s fault %s vol-c %s 2>&1", cli_path, dir, bad_delays[i][0]);
+                CHECK(run(cmd, out, sizeof(out)) != 0);
+                if (!strstr(out, bad_delays[i][1]))
+                        fprintf(stderr, "fault %s: \"%s\"\n", bad_delays[i][0], out);
+                CHECK(strstr(out, bad_delays[i][1]));
+        }
 
         /* check names bad volume files and unknown holders. */
         write_file(dir, "volumes/vol-x.conf", "holder = node1\nholder_epoch = 9\nepoch = 3\n");

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "macro.h"
 
@@ -45,6 +46,52 @@ static bool hook_fails(const SimVolume *v, VolumeHook h) {
         case HOOK_HELD: return v->fail_held;
         }
         return false;
+}
+
+static uint32_t hook_delay_ms(const SimVolume *v, VolumeHook h, bool after) {
+        switch (h) {
+        case HOOK_PREPARE: return after ? v->delay_after_prepare_ms : v->delay_prepare_ms;
+        case HOOK_ACTIVATE: return after ? v->delay_after_activate_ms : v->delay_activate_ms;
+        case HOOK_RELEASE: return after ? v->delay_after_release_ms : v->delay_release_ms;
+        case HOOK_HELD: return after ? 0 : v->delay_held_ms;
+        }
+        return 0;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+#define DELAY_POLL_MS 20U
+
+/* Slow storage: waits, without the world lock, while the hook's delay
+ * knob says so. The knob is read again every DELAY_POLL_MS, so a test that
+ * lowers it (or sets it to 0) ends the wait early: that is how it lets a
+ * hook it stopped go on. A volume without a file, or with a bad one, has
+ * no delay (the hook then reports the error). Real time, not world time. */
+static void wait_delay(SimWorld *w, const char *volume, VolumeHook hook, bool after) {
+        uint64_t start = now_ms();
+
+        if (!volume || !sim_name_is_valid(volume))
+                return;
+        for (;;) {
+                SimVolume v;
+                SimError e = {};
+                uint64_t elapsed, delay, left;
+
+                if (sim_world_load_volume(w, volume, &v, &e) < 0)
+                        return;
+                delay = hook_delay_ms(&v, hook, after);
+                elapsed = now_ms() - start;
+                if (elapsed >= delay)
+                        return;
+                left = MIN(delay - elapsed, (uint64_t) DELAY_POLL_MS);
+                struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) (left * 1000000) };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
 }
 
 /* Takes the world lock (into *locked, which the caller's cleanup drops)
@@ -90,7 +137,7 @@ static int refuse_stale(SimError *e, const SimVolume *v, uint64_t epoch) {
                       v->name, epoch, v->epoch);
 }
 
-int sim_volume_prepare(SimWorld *w, const char *node, const char *volume, uint64_t epoch, SimError *e) {
+static int volume_prepare(SimWorld *w, const char *node, const char *volume, uint64_t epoch, SimError *e) {
         _cleanup_(sim_world_unlockp) SimWorld *locked = NULL;
         SimVolume v;
         int r;
@@ -108,7 +155,7 @@ int sim_volume_prepare(SimWorld *w, const char *node, const char *volume, uint64
         return store(w, &v, e);
 }
 
-int sim_volume_activate(SimWorld *w, const char *node, const char *volume, uint64_t epoch, SimError *e) {
+static int volume_activate(SimWorld *w, const char *node, const char *volume, uint64_t epoch, SimError *e) {
         _cleanup_(sim_world_unlockp) SimWorld *locked = NULL;
         SimVolume v;
         int r;
@@ -131,7 +178,7 @@ int sim_volume_activate(SimWorld *w, const char *node, const char *volume, uint6
         return store(w, &v, e);
 }
 
-int sim_volume_release(SimWorld *w, const char *node, const char *volume, uint64_t epoch, SimError *e) {
+static int volume_release(SimWorld *w, const char *node, const char *volume, uint64_t epoch, SimError *e) {
         _cleanup_(sim_world_unlockp) SimWorld *locked = NULL;
         SimVolume v;
         int r;
@@ -155,7 +202,7 @@ int sim_volume_release(SimWorld *w, const char *node, const char *volume, uint64
         return store(w, &v, e);
 }
 
-int sim_volume_held(SimWorld *w, const char *node, const char *volume, SimError *e) {
+static int volume_held(SimWorld *w, const char *node, const char *volume, SimError *e) {
         _cleanup_(sim_world_unlockp) SimWorld *locked = NULL;
         SimVolume v;
         int r;
@@ -164,6 +211,34 @@ int sim_volume_held(SimWorld *w, const char *node, const char *volume, SimError 
         if (r < 0)
                 return r;
         return streq(v.holder, node) ? 1 : 0;
+}
+
+/* The hooks proper run under the world lock; the delays around them do
+ * not hold it. */
+int sim_volume_prepare(SimWorld *w, const char *node, const char *volume, uint64_t epoch, SimError *e) {
+        wait_delay(w, volume, HOOK_PREPARE, false);
+        int r = volume_prepare(w, node, volume, epoch, e);
+        wait_delay(w, volume, HOOK_PREPARE, true);
+        return r;
+}
+
+int sim_volume_activate(SimWorld *w, const char *node, const char *volume, uint64_t epoch, SimError *e) {
+        wait_delay(w, volume, HOOK_ACTIVATE, false);
+        int r = volume_activate(w, node, volume, epoch, e);
+        wait_delay(w, volume, HOOK_ACTIVATE, true);
+        return r;
+}
+
+int sim_volume_release(SimWorld *w, const char *node, const char *volume, uint64_t epoch, SimError *e) {
+        wait_delay(w, volume, HOOK_RELEASE, false);
+        int r = volume_release(w, node, volume, epoch, e);
+        wait_delay(w, volume, HOOK_RELEASE, true);
+        return r;
+}
+
+int sim_volume_held(SimWorld *w, const char *node, const char *volume, SimError *e) {
+        wait_delay(w, volume, HOOK_HELD, false);
+        return volume_held(w, node, volume, e);
 }
 
 int sim_volume_fence(SimWorld *w, const char *node, char ***ret_volumes, size_t *ret_n, SimError *e) {

@@ -30,8 +30,14 @@
  *                epochs stay.
  *
  * A set fail_HOOK knob makes that hook fail with -EIO before it reads or
- * changes anything (the storage is unreachable). Everything runs under
- * the world lock. Like world.h, this does not log: -errno and a SimError. */
+ * changes anything (the storage is unreachable). A delay_HOOK_ms knob
+ * makes it wait that long before it starts, delay_after_HOOK_ms after its
+ * change and before it returns (slow storage; the caller is blocked, which
+ * for ferryd means its event loop). Delays are real time, do not hold the
+ * world lock, and follow the knob while they last: lowering it ends them
+ * early. The caller must not hold the world lock. Everything else runs
+ * under the world lock. Like world.h, this does not log: -errno and a
+ * SimError. */
 
 #include <stddef.h>
 #include <stdint.h>

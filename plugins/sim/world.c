@@ -920,16 +920,29 @@ static int p_holder(const char *value, void *obj, const KeyDef *k) {
         return !*value || sim_name_is_valid(value) ? p_string(value, obj, k) : -EINVAL;
 }
 
+static int p_delay_ms(const char *value, void *obj, const KeyDef *k) {
+        return p_u32_max(value, obj, 0, SIM_VOLUME_DELAY_MAX_MS, k);
+}
+
 #define VOL(f) offsetof(SimVolume, f), sizeof(((SimVolume *) 0)->f)
+#define MS "milliseconds, 0 to 3600000"
 static const KeyDef volume_keys[] = {
-        { "holder",             p_holder,        VOL(holder),           false, false, "a node name, or nothing for nobody" },
-        { "holder_epoch",       p_u64,           VOL(holder_epoch),     false, false, "an unsigned integer" },
-        { "epoch",              p_u64,           VOL(epoch),            false, false, "an unsigned integer" },
-        { "fail_prepare",       p_bool,          VOL(fail_prepare),     false, false, "yes or no" },
-        { "fail_activate",      p_bool,          VOL(fail_activate),    false, false, "yes or no" },
-        { "fail_release",       p_bool,          VOL(fail_release),     false, false, "yes or no" },
-        { "fail_held",          p_bool,          VOL(fail_held),        false, false, "yes or no" },
+        { "holder",                  p_holder,   VOL(holder),                  false, false, "a node name, or nothing for nobody" },
+        { "holder_epoch",            p_u64,      VOL(holder_epoch),            false, false, "an unsigned integer" },
+        { "epoch",                   p_u64,      VOL(epoch),                   false, false, "an unsigned integer" },
+        { "fail_prepare",            p_bool,     VOL(fail_prepare),            false, false, "yes or no" },
+        { "fail_activate",           p_bool,     VOL(fail_activate),           false, false, "yes or no" },
+        { "fail_release",            p_bool,     VOL(fail_release),            false, false, "yes or no" },
+        { "fail_held",               p_bool,     VOL(fail_held),               false, false, "yes or no" },
+        { "delay_prepare_ms",        p_delay_ms, VOL(delay_prepare_ms),        false, false, MS },
+        { "delay_activate_ms",       p_delay_ms, VOL(delay_activate_ms),       false, false, MS },
+        { "delay_release_ms",        p_delay_ms, VOL(delay_release_ms),        false, false, MS },
+        { "delay_held_ms",           p_delay_ms, VOL(delay_held_ms),           false, false, MS },
+        { "delay_after_prepare_ms",  p_delay_ms, VOL(delay_after_prepare_ms),  false, false, MS },
+        { "delay_after_activate_ms", p_delay_ms, VOL(delay_after_activate_ms), false, false, MS },
+        { "delay_after_release_ms",  p_delay_ms, VOL(delay_after_release_ms),  false, false, MS },
 };
+#undef MS
 #undef VOL
 
 int sim_parse_volume(const char *text, const char *name, SimVolume *ret, SimError *e) {
@@ -970,6 +983,21 @@ int sim_format_volume(const SimVolume *v, char **ret) {
                 fputs("fail_release = yes\n", f);
         if (v->fail_held)
                 fputs("fail_held = yes\n", f);
+        const struct {
+                const char *key;
+                uint32_t ms;
+        } delays[] = {
+                { "delay_prepare_ms", v->delay_prepare_ms },
+                { "delay_activate_ms", v->delay_activate_ms },
+                { "delay_release_ms", v->delay_release_ms },
+                { "delay_held_ms", v->delay_held_ms },
+                { "delay_after_prepare_ms", v->delay_after_prepare_ms },
+                { "delay_after_activate_ms", v->delay_after_activate_ms },
+                { "delay_after_release_ms", v->delay_after_release_ms },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(delays); i++)
+                if (delays[i].ms > 0)
+                        fprintf(f, "%s = %" PRIu32 "\n", delays[i].key, delays[i].ms);
         return finish_memstream(f, &buf, ret);
 }
 

@@ -138,7 +138,20 @@ typedef struct SimVolume {
         bool fail_activate;
         bool fail_release;
         bool fail_held;
+        /* Slow storage, in real milliseconds (0 = none, at most
+         * SIM_VOLUME_DELAY_MAX_MS): the hook waits that long before it
+         * does anything (delay_HOOK_ms), or does its change and then waits
+         * before it returns (delay_after_HOOK_ms). */
+        uint32_t delay_prepare_ms;
+        uint32_t delay_activate_ms;
+        uint32_t delay_release_ms;
+        uint32_t delay_held_ms;
+        uint32_t delay_after_prepare_ms;
+        uint32_t delay_after_activate_ms;
+        uint32_t delay_after_release_ms;
 } SimVolume;
+
+#define SIM_VOLUME_DELAY_MAX_MS 3600000U
 
 void sim_marker_done(SimMarker *m);
 int sim_marker_add_event(SimMarker *m, uint64_t at, SimEventType type, uint64_t value);
