@@ -62,9 +62,9 @@ static int balance_authorized(Daemon *d, sd_bus_message *m, sd_bus_error *error)
         size_t submitted = 0;
         int r;
 
-        if (!daemon_is_quorate(d))
-                return sd_bus_error_set(error, FERRY_ERROR_NOT_QUORATE,
-                                        "This node's partition is not quorate: refusing to move anything");
+        r = daemon_check_quorate(d, error);
+        if (r < 0)
+                return r;
         r = plan_now(d, &plan);
         if (r < 0)
                 return r;
@@ -183,9 +183,9 @@ static int set_authorized(Daemon *d, sd_bus_message *m, sd_bus_error *error) {
         int r = parse_set(d, m, &b, error);
         if (r < 0)
                 return r;
-        if (!daemon_is_quorate(d))
-                return sd_bus_error_set(error, FERRY_ERROR_NOT_QUORATE,
-                                        "This node's partition is not quorate: refusing to change cluster state");
+        r = daemon_check_quorate(d, error);
+        if (r < 0)
+                return r;
         log_info("Balance settings changed by %s: automatic %s",
                  sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?", b.automatic ? "on" : "off");
         Command c = { .type = COMMAND_SET_BALANCE, .set_balance = b };

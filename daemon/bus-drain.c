@@ -19,17 +19,6 @@ static int plan_for(Daemon *d, uint32_t id, DrainPlan *ret) {
         return drain_plan(replica_state(d->replica), &view, id, ret);
 }
 
-static int resolve_node(Daemon *d, const char *name, NodeView *v, sd_bus_error *error) {
-        if (!name || !*name)
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Node name must not be empty");
-        if (!daemon_find_node(d, name, v))
-                return sd_bus_error_setf(error, FERRY_ERROR_NO_SUCH_NODE, "No such node: \"%s\" is unknown to the cluster", name);
-        if (!v->record)
-                return sd_bus_error_setf(error, FERRY_ERROR_REJECTED,
-                                         "Node \"%s\" has never joined the cluster with ferryd", v->name);
-        return 0;
-}
-
 /* Drain(s node, a{sv} options): options "blockers" = "fail" | "leave". */
 static int parse_drain(sd_bus_message *m, const char **node, DrainMode *mode, sd_bus_error *error) {
         int r = sd_bus_message_rewind(m, true);
@@ -69,13 +58,6 @@ static int parse_drain(sd_bus_message *m, const char **node, DrainMode *mode, sd
         return sd_bus_message_exit_container(m);
 }
 
-static int check_quorate(Daemon *d, sd_bus_error *error) {
-        if (!daemon_is_quorate(d))
-                return sd_bus_error_set(error, FERRY_ERROR_NOT_QUORATE,
-                                        "This node's partition is not quorate: refusing to change cluster state");
-        return 0;
-}
-
 static int drain_authorized(Daemon *d, sd_bus_message *m, sd_bus_error *error) {
         const char *name;
         DrainMode mode;
@@ -84,9 +66,9 @@ static int drain_authorized(Daemon *d, sd_bus_message *m, sd_bus_error *error) {
 
         r = parse_drain(m, &name, &mode, error);
         if (r >= 0)
-                r = resolve_node(d, name, &v, error);
+                r = daemon_resolve_node(d, name, &v, error);
         if (r >= 0)
-                r = check_quorate(d, error);
+                r = daemon_check_quorate(d, error);
         if (r < 0)
                 return r;
         Command c = { .type = COMMAND_SET_DRAIN, .set_drain = { .node = v.id, .mode = mode } };
@@ -104,7 +86,7 @@ int method_drain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 
         r = parse_drain(m, &name, &mode, error);
         if (r >= 0)
-                r = resolve_node(d, name, &v, error);
+                r = daemon_resolve_node(d, name, &v, error);
         if (r < 0)
                 return r;
         return polkit_authorize(d, m, FERRY_POLKIT_ACTION_MANAGE, drain_authorized, error);
@@ -121,9 +103,9 @@ static int undrain_authorized(Daemon *d, sd_bus_message *m, sd_bus_error *error)
                 r = sd_bus_message_read(m, "sb", &name, &keep);
         if (r < 0)
                 return r;
-        r = resolve_node(d, name, &v, error);
+        r = daemon_resolve_node(d, name, &v, error);
         if (r >= 0)
-                r = check_quorate(d, error);
+                r = daemon_check_quorate(d, error);
         if (r < 0)
                 return r;
         Command c = { .type = COMMAND_SET_DRAIN,
@@ -142,7 +124,7 @@ int method_undrain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         r = sd_bus_message_read(m, "sb", &name, &keep);
         if (r < 0)
                 return r;
-        r = resolve_node(d, name, &v, error);
+        r = daemon_resolve_node(d, name, &v, error);
         if (r < 0)
                 return r;
         return polkit_authorize(d, m, FERRY_POLKIT_ACTION_MANAGE, undrain_authorized, error);
@@ -161,7 +143,7 @@ int method_plan_drain(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         r = sd_bus_message_read(m, "s", &name);
         if (r < 0)
                 return r;
-        r = resolve_node(d, name, &v, error);
+        r = daemon_resolve_node(d, name, &v, error);
         if (r < 0)
                 return r;
         r = plan_for(d, v.id, &plan);

@@ -243,9 +243,9 @@ static int cancel_authorized(Daemon *d, sd_bus_message *m, sd_bus_error *error) 
         if (job_state_is_final(j->state))
                 return sd_bus_error_setf(error, FERRY_ERROR_REJECTED, "Job %" PRIu64 " already ended (%s)", id,
                                          job_state_to_string(j->state));
-        if (!daemon_is_quorate(d))
-                return sd_bus_error_set(error, FERRY_ERROR_NOT_QUORATE,
-                                        "This node's partition is not quorate: refusing to change cluster state");
+        r = daemon_check_quorate(d, error);
+        if (r < 0)
+                return r;
         Command c = { .type = COMMAND_JOB_CANCEL, .job_cancel = { .id = id } };
         log_info("Cancel of job %" PRIu64 " (%s) requested by %s", id, j->vm,
                  sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?");

@@ -205,9 +205,9 @@ static int set_authorized(Daemon *d, sd_bus_message *m, sd_bus_error *error) {
         r = parse_set(d, m, &c, error);
         if (r < 0)
                 return r;
-        if (!daemon_is_quorate(d))
-                return sd_bus_error_set(error, FERRY_ERROR_NOT_QUORATE,
-                                        "This node's partition is not quorate: refusing to change cluster state");
+        r = daemon_check_quorate(d, error);
+        if (r < 0)
+                return r;
         log_info("Convergence policy of %s%s%s changed by %s: %s%s", *c.scope ? "VM \"" : "the cluster", c.scope,
                  *c.scope ? "\"" : "", sd_bus_message_get_sender(m) ? sd_bus_message_get_sender(m) : "?",
                  convergence_settings_format(&c.values, NULL, text, sizeof(text)), c.clear ? " (and clearing some)" : "");

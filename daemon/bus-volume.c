@@ -49,13 +49,6 @@ int method_list_volumes(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         return sd_bus_send(NULL, reply, NULL);
 }
 
-static int check_quorate(Daemon *d, sd_bus_error *error) {
-        if (!daemon_is_quorate(d))
-                return sd_bus_error_set(error, FERRY_ERROR_NOT_QUORATE,
-                                        "This node's partition is not quorate: refusing to change cluster state");
-        return 0;
-}
-
 /* The state machine's own check, run here first so that a refusal comes
  * with its reason and its proper error name. */
 static int check_command(Daemon *d, const VolumeCommand *c, sd_bus_error *error) {
@@ -79,26 +72,13 @@ static int check_command(Daemon *d, const VolumeCommand *c, sd_bus_error *error)
         }
 }
 
-static int resolve_node(Daemon *d, const char *name, uint32_t *id, sd_bus_error *error) {
-        NodeView v;
-        if (!name || !*name)
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Node name must not be empty");
-        if (!daemon_find_node(d, name, &v))
-                return sd_bus_error_setf(error, FERRY_ERROR_NO_SUCH_NODE, "No such node: \"%s\" is unknown to the cluster",
-                                         name);
-        if (!v.record)
-                return sd_bus_error_setf(error, FERRY_ERROR_REJECTED,
-                                         "Node \"%s\" has never joined the cluster with ferryd", v.name);
-        *id = v.id;
-        return 0;
-}
-
 /* Every mutating method: parse into a command, check it, then after
  * polkit check it again (the state may have moved while polkit asked) and
  * propose. */
 static int parse_call(Daemon *d, sd_bus_message *m, VolumeCommand *c, sd_bus_error *error) {
         const char *member = sd_bus_message_get_member(m);
         const char *name = NULL, *kind = NULL, *backing = NULL, *node = NULL;
+        NodeView v;
         int r;
 
         *c = (VolumeCommand) {};
@@ -116,9 +96,10 @@ static int parse_call(Daemon *d, sd_bus_message *m, VolumeCommand *c, sd_bus_err
                                                  "Unknown volume kind \"%s\": expected \"shared\" or \"fs\"", kind);
                 c->backing = (char *) backing;
                 if (*node) {
-                        r = resolve_node(d, node, &c->node, error);
+                        r = daemon_resolve_node(d, node, &v, error);
                         if (r < 0)
                                 return r;
+                        c->node = v.id;
                 } else
                         c->node = d->node_id;
         } else if (streq(member, "RemoveVolume")) {
@@ -131,9 +112,10 @@ static int parse_call(Daemon *d, sd_bus_message *m, VolumeCommand *c, sd_bus_err
                 if (r < 0)
                         return r;
                 c->op = VOLUME_OP_MOVE;
-                r = resolve_node(d, node, &c->node, error);
+                r = daemon_resolve_node(d, node, &v, error);
                 if (r < 0)
                         return r;
+                c->node = v.id;
                 if (!replica_is_member(d->replica, c->node))
                         return sd_bus_error_setf(error, FERRY_ERROR_REJECTED,
                                                  "Node \"%s\" is not online: it cannot take the volume", node);
@@ -142,9 +124,10 @@ static int parse_call(Daemon *d, sd_bus_message *m, VolumeCommand *c, sd_bus_err
                 if (r < 0)
                         return r;
                 c->op = VOLUME_OP_FENCED;
-                r = resolve_node(d, node, &c->node, error);
+                r = daemon_resolve_node(d, node, &v, error);
                 if (r < 0)
                         return r;
+                c->node = v.id;
                 /* Never on silence alone, and never for a node we can see. */
                 if (replica_is_member(d->replica, c->node))
                         return sd_bus_error_setf(error, FERRY_ERROR_REJECTED,
@@ -186,7 +169,7 @@ static int volume_call_authorized(Daemon *d, sd_bus_message *m, sd_bus_error *er
                 return r;
         if (r > 0)      /* nothing to do */
                 return sd_bus_reply_method_return(m, c.op == VOLUME_OP_FENCED ? "u" : "", 0);
-        r = check_quorate(d, error);
+        r = daemon_check_quorate(d, error);
         if (r < 0)
                 return r;
         if (c.op == VOLUME_OP_FENCED) {

@@ -92,6 +92,11 @@ bool daemon_node_view(Daemon *d, uint32_t id, NodeView *ret);
 bool daemon_find_node(Daemon *d, const char *name_or_id, NodeView *ret);
 
 bool daemon_is_quorate(Daemon *d);
+/* For bus methods that change the state: 0, or NotQuorate set in error. */
+int daemon_check_quorate(Daemon *d, sd_bus_error *error);
+/* A node by name or id that has published its facts: 0, or the error set
+ * (InvalidArgs for an empty name, NoSuchNode, Rejected if never joined). */
+int daemon_resolve_node(Daemon *d, const char *name, NodeView *v, sd_bus_error *error);
 /* The node's name as the API shows it, or "" if unknown. */
 const char *daemon_node_name(Daemon *d, uint32_t id);
 

@@ -129,6 +129,25 @@ uint64_t daemon_job_for_seq(Daemon *d, uint64_t seq) {
         return 0;
 }
 
+int daemon_check_quorate(Daemon *d, sd_bus_error *error) {
+        if (!daemon_is_quorate(d))
+                return sd_bus_error_set(error, FERRY_ERROR_NOT_QUORATE,
+                                        "This node's partition is not quorate: refusing to change cluster state");
+        return 0;
+}
+
+int daemon_resolve_node(Daemon *d, const char *name, NodeView *v, sd_bus_error *error) {
+        if (!name || !*name)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Node name must not be empty");
+        if (!daemon_find_node(d, name, v))
+                return sd_bus_error_setf(error, FERRY_ERROR_NO_SUCH_NODE, "No such node: \"%s\" is unknown to the cluster",
+                                         name);
+        if (!v->record)
+                return sd_bus_error_setf(error, FERRY_ERROR_REJECTED,
+                                         "Node \"%s\" has never joined the cluster with ferryd", v->name);
+        return 0;
+}
+
 int daemon_propose_for_call(Daemon *d, const Command *c, sd_bus_message *m, PendingReplyFn reply,
                             sd_bus_error *error) {
         PendingCall *p;
